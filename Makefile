@@ -1,0 +1,57 @@
+# `make run` executes every notebook; `make test` runs the unit tests and nbval. Both first
+# create or refresh the virtual environment in .venv (a no-op when nothing changed).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+# The tested torch; on Linux PyPI serves a CUDA build, on this project's CI machine a CPU one.
+TORCH_SPEC ?= torch==2.13.0
+
+# The offline sample sits beside the repository on CI; any file given on the command line wins.
+SAMPLE := $(abspath ../shared/data/imdb-sample/imdb_5000.parquet)
+ifeq ($(origin TUTORIAL_DATA), undefined)
+  ifneq ($(wildcard $(SAMPLE)),)
+    export TUTORIAL_DATA := $(SAMPLE)
+  endif
+endif
+
+NBVAL_FLAGS := --nbval --nbval-current-env --nbval-cell-timeout=1800 \
+               --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
+
+.PHONY: help venv run test unit nbval notebooks bench lint clean
+
+help:
+	@echo "make run        execute every notebook at the profile that fits this machine (runs/<profile>/)"
+	@echo "make test       unit tests + nbval over every notebook (cpu profile)"
+	@echo "make notebooks  rebuild notebooks/*.ipynb from notebooks/src with a fresh cpu run"
+	@echo "make lint       ruff over helpers/ and tests/"
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+run: venv
+	$(PY) -m helpers.notebooks run
+
+test: unit nbval
+
+unit: venv
+	TUTORIAL_PROFILE=cpu $(PY) -m pytest tests -q
+
+nbval: venv
+	TUTORIAL_PROFILE=cpu $(PY) -m pytest $(NBVAL_FLAGS) notebooks/*.ipynb -q
+
+notebooks: venv
+	TUTORIAL_PROFILE=cpu $(PY) -m helpers.notebooks build $(NB)
+
+lint: venv
+	$(PY) -m pip install -q ruff==0.14.5 && $(VENV)/bin/ruff check helpers tests
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,1 @@
+"""Code shared by the notebooks: each module has one job (see README, "Helpers")."""

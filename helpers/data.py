@@ -1,0 +1,143 @@
+"""Load IMDB reviews: from the Hub at a pinned revision (`gpu`) or from a local file (`cpu`).
+
+Introduced in notebook 01; every later notebook reads its reviews through `load_reviews`.
+A local source is a .parquet/.csv/.tsv/.jsonl file with `text` and `label` columns, or an
+extracted `aclImdb/` folder (train/pos, train/neg, test/..., train/unsup).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+from datasets import Dataset, DatasetDict
+from sklearn.model_selection import train_test_split
+
+from helpers.profile import DATA_ENV, Profile
+
+LABEL_NAMES = ("negative", "positive")  # label 0 and label 1
+_LABEL_WORDS = {"0": 0, "neg": 0, "negative": 0, "1": 1, "pos": 1, "positive": 1}
+_READERS = {
+    ".parquet": pd.read_parquet,
+    ".csv": pd.read_csv,
+    ".tsv": lambda path: pd.read_csv(path, sep="\t"),
+    ".jsonl": lambda path: pd.read_json(path, lines=True),
+}
+
+
+def clean_review(text: str) -> str:
+    """Replace HTML line breaks and escaped quotes with plain text, collapsing repeated spaces."""
+    text = re.sub(r"<br\s*/?>", " ", text, flags=re.IGNORECASE)
+    text = text.replace('\\"', '"')
+    return re.sub(r"[ \t]{2,}", " ", text).strip()
+
+
+def normalize_labels(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Return `frame` with a `text` column and integer labels 0/1, or raise a clear ValueError."""
+    missing = [column for column in ("text", "label") if column not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"{source} has no {' or '.join(repr(m) for m in missing)} column "
+            f"(columns found: {', '.join(map(str, frame.columns))})."
+        )
+    words = frame["label"].astype(str).str.strip().str.lower()
+    unknown = sorted(set(words) - set(_LABEL_WORDS))
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:5])
+        raise ValueError(f"{source} has labels {shown}: expected 0/1 or negative/positive.")
+    return frame.assign(text=frame["text"].astype(str), label=words.map(_LABEL_WORDS).astype(int))
+
+
+def read_aclimdb(folder: Path) -> pd.DataFrame:
+    """Read an extracted aclImdb/ folder into text, label and split columns (unsup: label -1)."""
+    rows = []
+    for split, label_dir, label in [
+        ("train", "pos", 1), ("train", "neg", 0), ("test", "pos", 1), ("test", "neg", 0),
+        ("unsupervised", "unsup", -1),
+    ]:
+        directory = folder / ("test" if split == "test" else "train") / label_dir
+        for path in sorted(directory.glob("*.txt")):
+            rows.append((path.read_text(encoding="utf-8"), label, split))
+    if not rows:
+        raise ValueError(f"{folder} holds no train/pos, train/neg, test/pos or test/neg reviews.")
+    return pd.DataFrame(rows, columns=["text", "label", "split"])
+
+
+def read_local_reviews(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a local review file or aclImdb/ folder into a frame with text and 0/1 labels."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"No IMDB data at {path}: point {DATA_ENV} at an existing file.")
+    if path.is_dir():
+        return read_aclimdb(path)
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise ValueError(f"Cannot read {path.name}: use one of {', '.join(_READERS)} or an aclImdb/ folder.")
+    frame = normalize_labels(reader(path), source=path.name)
+    if frame.empty:
+        raise ValueError(f"{path.name} holds no reviews.")
+    return frame
+
+
+def stratified_split(frame: pd.DataFrame, test_fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split labelled reviews into train and test with equal class shares, the same way every run."""
+    n_test = math.ceil(len(frame) * test_fraction)
+    classes = frame["label"].nunique()
+    if n_test < classes or len(frame) - n_test < classes:
+        raise ValueError(
+            f"Cannot split {len(frame)} reviews with test_fraction={test_fraction}: "
+            f"each split needs at least one review of each of the {classes} labels."
+        )
+    train, test = train_test_split(frame, test_size=n_test, stratify=frame["label"], random_state=seed)
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def _to_dataset(frame: pd.DataFrame, split: str, clean: bool) -> Dataset:
+    if frame.empty:
+        raise ValueError(f"The {split!r} split is empty: the data holds no reviews for it.")
+    texts = frame["text"].map(clean_review) if clean else frame["text"]
+    return Dataset.from_dict({"text": texts.tolist(), "label": frame["label"].astype(int).tolist()})
+
+
+def load_local(path: str | os.PathLike, profile: Profile, clean: bool = True) -> DatasetDict:
+    """Load a local source; a file without a `split` column is split by `stratified_split`."""
+    frame = read_local_reviews(path)
+    if "split" in frame.columns:
+        parts = {name: frame[frame["split"] == name] for name in frame["split"].unique()}
+        parts.setdefault("test", frame.iloc[0:0])
+    else:
+        parts = dict(zip(("train", "test"), stratified_split(frame, profile.test_fraction, profile.seed)))
+    return DatasetDict({name: _to_dataset(part, name, clean) for name, part in parts.items()})
+
+
+def load_hub(profile: Profile, clean: bool = True) -> DatasetDict:
+    """Download the profile's IMDB data set from the Hub at its pinned revision."""
+    from datasets import load_dataset
+
+    try:
+        raw = load_dataset(profile.dataset_id, revision=profile.dataset_revision)
+    except Exception as error:  # the Hub raises many types: connection, offline mode, 404
+        raise ConnectionError(
+            f"Could not download {profile.dataset_id} from the Hugging Face Hub "
+            f"({type(error).__name__}). Set {DATA_ENV} to a local IMDB file or aclImdb/ folder, "
+            "or use the cpu profile (TUTORIAL_PROFILE=cpu)."
+        ) from None
+    if not clean:
+        return raw
+    return raw.map(lambda batch: {"text": [clean_review(t) for t in batch["text"]]}, batched=True)
+
+
+def load_reviews(profile: Profile, clean: bool = True) -> DatasetDict:
+    """Return train/test (and, from the Hub, unsupervised) reviews for the profile."""
+    local = os.environ.get(DATA_ENV)
+    if local:
+        return load_local(local, profile, clean)
+    if profile.dataset_id is None:
+        raise FileNotFoundError(
+            f"The {profile.name} profile reads a local IMDB sample: set {DATA_ENV} to a "
+            ".parquet/.csv/.tsv/.jsonl file with text and label columns, or an aclImdb/ folder."
+        )
+    return load_hub(profile, clean)

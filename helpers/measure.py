@@ -1,0 +1,70 @@
+"""Measure time and peak tensor memory of a computation, the same way on CPU and GPU.
+
+Introduced in notebook 01 (the cost of attention); the benchmarks reuse it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch.multiprocessing.reductions import StorageWeakRef
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+
+def _synchronize() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    """Return the median wall time of `fn()` over `repeats` runs, after `warmup` runs."""
+    for _ in range(warmup):
+        fn()
+    _synchronize()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        _synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class _LiveTensorBytes(TorchDispatchMode):
+    """Count the bytes of every tensor storage an operator creates, until it is freed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[StorageWeakRef, int] = {}
+        self.peak = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        known = {ref.cdata for ref in self.live}
+        inputs = {StorageWeakRef(t.untyped_storage()).cdata for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        out = func(*args, **(kwargs or {}))
+        for ref in [ref for ref in self.live if ref.expired()]:
+            del self.live[ref]
+        for tensor in tree_leaves(out):
+            if isinstance(tensor, torch.Tensor):
+                ref = StorageWeakRef(tensor.untyped_storage())
+                if ref.cdata not in known and ref.cdata not in inputs:
+                    known.add(ref.cdata)
+                    self.live[ref] = tensor.untyped_storage().nbytes()
+        self.peak = max(self.peak, sum(self.live.values()))
+        return out
+
+
+def peak_tensor_bytes(fn: Callable[[], object]) -> int:
+    """Return the largest number of bytes held at once by tensors that `fn()` allocates.
+
+    Counts every tensor created through PyTorch's operators (the same on CPU and GPU); scratch
+    memory a fused kernel uses internally and frees before returning is not visible here.
+    """
+    with torch.no_grad(), _LiveTensorBytes() as tracker:
+        result = fn()
+        del result
+    return tracker.peak

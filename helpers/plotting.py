@@ -1,0 +1,59 @@
+"""Plot helpers every notebook reuses; each returns its figure.
+
+Introduced in notebook 01 (`show_heatmaps` draws attention weights and masks).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+STYLE = Path(__file__).with_name("tutorial.mplstyle")
+
+
+def use_style() -> None:
+    """Apply the series' matplotlib style to every later figure."""
+    plt.style.use(STYLE)
+
+
+def show_heatmaps(
+    matrices: Sequence[torch.Tensor | np.ndarray],
+    titles: Sequence[str],
+    row_labels: Sequence[str] | None = None,
+    col_labels: Sequence[str] | None = None,
+    suptitle: str = "",
+    xlabel: str = "key position",
+    ylabel: str = "query position",
+    ncols: int = 4,
+    vmax: float | None = 1.0,
+) -> Figure:
+    """Draw square matrices (attention weights, masks) side by side with a shared colour bar."""
+    ncols = min(ncols, len(matrices))
+    nrows = -(-len(matrices) // ncols)
+    size = 3.0 if row_labels is None or len(row_labels) <= 12 else 4.2
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols + 1, size * nrows + 0.6), squeeze=False, layout="constrained"
+    )
+    for ax in axes.flat[len(matrices):]:
+        ax.axis("off")
+    for index, (ax, matrix, title) in enumerate(zip(axes.flat, matrices, titles)):
+        values = matrix.detach().float().cpu().numpy() if isinstance(matrix, torch.Tensor) else matrix
+        image = ax.imshow(values, vmin=0.0, vmax=vmax, cmap="viridis")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        if index % ncols == 0:
+            ax.set_ylabel(ylabel)
+        ax.grid(False)
+        if col_labels is not None:
+            ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=7)
+        if row_labels is not None:
+            ax.set_yticks(range(len(row_labels)), row_labels, fontsize=7)
+    fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
+    if suptitle:
+        fig.suptitle(suptitle, fontweight="bold")
+    return fig

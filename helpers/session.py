@@ -1,0 +1,110 @@
+"""The first code cell of every notebook: pick the device, seed everything, quiet the libraries.
+
+Introduced in notebook 01.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import json
+import random
+import time
+import warnings
+from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from helpers.profile import DATA_ENV, MODEL_ENV, Profile, describe, get_profile
+
+LIBRARIES = ("torch", "transformers", "tokenizers", "datasets", "accelerate", "scikit-learn", "matplotlib")
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a notebook needs to know about the machine it runs on."""
+
+    profile: Profile
+    device: torch.device
+    seed: int
+    started: float = field(default_factory=time.perf_counter)  # for the SUMMARY line's seconds
+
+
+def pick_device() -> torch.device:
+    """Return cuda if present, else Apple's mps, else cpu."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) so a re-run draws the same numbers."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def quiet_libraries(offline: bool) -> None:
+    """Silence progress bars and advisory warnings that would clutter outputs and break nbval."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if offline:  # the cpu profile never reaches the network: fail fast instead of waiting on it
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
+    import datasets
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    datasets.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    for module in ("transformers", "datasets", "torch", "accelerate", "huggingface_hub"):
+        warnings.filterwarnings("ignore", category=UserWarning, module=module)
+        warnings.filterwarnings("ignore", category=FutureWarning, module=module)
+
+
+def library_versions() -> dict[str, str]:
+    """Return the installed version of each library the series depends on."""
+    found = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def start_notebook(profile: str | None = None, seed: int | None = None, verbose: bool = True) -> Session:
+    """Choose profile and device, seed everything, quiet the libraries and print what was chosen."""
+    chosen = get_profile(profile)
+    quiet_libraries(offline=chosen.name == "cpu")
+    from helpers.plotting import use_style
+
+    use_style()
+    session = Session(profile=chosen, device=pick_device(), seed=chosen.seed if seed is None else seed)
+    seed_everything(session.seed)
+    if verbose:
+        print("versions: " + ", ".join(f"{k} {v}" for k, v in library_versions().items()))
+        print(f"device   : {session.device}")
+        data, model = os.environ.get(DATA_ENV), os.environ.get(MODEL_ENV)
+        print(f"data     : {Path(data).name + f' (from {DATA_ENV})' if data else chosen.dataset_id}")
+        if model:
+            print(f"model    : {model} (from {MODEL_ENV})")
+        print(describe(chosen))
+    return session
+
+
+def print_summary(session: Session, notebook: str, **figures: float | int | str | None) -> dict:
+    """Print the notebook's headline figures as one line `SUMMARY {json}` and return them."""
+    from helpers.models import model_name
+
+    summary = {"notebook": notebook, "profile": session.profile.name, "model": model_name(session.profile)}
+    summary.update(figures)
+    summary["seconds"] = round(time.perf_counter() - session.started, 1)
+    print("SUMMARY " + json.dumps(summary))
+    return summary

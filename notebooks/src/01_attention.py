@@ -1,0 +1,516 @@
+# %% [markdown]
+# # 01 · Attention from the formula
+#
+# {{COLAB_BADGE}}
+#
+# **What you will learn.** Every BERT layer starts with one line of math,
+#
+# $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}}\right) V .$$
+#
+# We write it in a few lines of PyTorch, find out *why* it divides by $\sqrt{d_k}$, add the padding
+# and causal masks, grow it into multi-head attention, prove it equals PyTorch's fused kernel, and
+# then recompute one layer of a real pretrained BERT by hand, on a real movie review. We end with
+# what attention costs as sentences get longer.
+#
+# **What you need.** Nothing but a CPU. Measured on 2 CPU cores (the `cpu` profile): about
+# 1 minute and under 1 GB of memory. On a GPU (`gpu` profile, bert-base-uncased) the notebook is
+# dominated by the model download; its run time there has not been measured yet.
+#
+# **Profiles.** Every notebook of the series runs at two scales, chosen automatically: `gpu` when
+# CUDA is present (bert-base-uncased from the Hub, full IMDB), `cpu` otherwise (all-MiniLM-L6-v2
+# installed from PyPI, a local sample of 5,000 IMDB reviews). Set `TUTORIAL_PROFILE=cpu` or `gpu` to
+# choose yourself. The cell after the next one prints which profile this run uses.
+
+# %% [markdown]
+# First we pick the device, seed every random generator and print the library versions and the
+# profile, so that a result can always be traced back to what produced it.
+
+# %%
+import json
+import math
+import re
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helpers.session import print_summary, start_notebook
+
+session = start_notebook()
+device = session.device
+
+# %% [markdown]
+# ## 1. The formula on toy tensors
+#
+# Attention lets every position of a sequence look at every other position and take a weighted
+# average of what it finds there. Each position asks a **query** $q$; each position offers a **key**
+# $k$ (what it is about) and a **value** $v$ (what it passes on). The weight of key $j$ for query
+# $i$ is how well they match, $q_i \cdot k_j$, turned into a probability distribution by a softmax.
+#
+# We start with a batch of one sequence of $T = 4$ tokens and $d_k = 8$ features, and name every
+# shape as we go.
+
+# %%
+torch.manual_seed(0)
+B, T, d_k = 1, 4, 8
+q = torch.randn(B, T, d_k)  # (B, T, d_k): one query per position
+k = torch.randn(B, T, d_k)  # (B, T, d_k): one key per position
+v = torch.randn(B, T, d_k)  # (B, T, d_v), here d_v = d_k
+
+scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (B, T, T): query i against key j
+weights = scores.softmax(dim=-1)  # (B, T, T): each row is a distribution over keys
+output = weights @ v  # (B, T, d_v): a weighted average of the values
+print("scores ", tuple(scores.shape))
+print("weights", tuple(weights.shape), "row sums:", weights.sum(-1).flatten().round(decimals=4).tolist())
+print("output ", tuple(output.shape))
+print(weights[0].round(decimals=3))
+
+# %% [markdown]
+# The three lines above are the whole idea. Here they are as one function; the `mask` argument
+# (next sections) uses PyTorch's convention: `True` marks a query-key pair that may attend.
+
+# %%
+def attention(q, k, v, mask=None):
+    """Return softmax(q k^T / sqrt(d_k)) v and the weights; mask: True where attending is allowed."""
+    d_k = q.size(-1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # (..., T_q, T_k)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))  # blocked pairs get weight exp(-inf) = 0
+    weights = scores.softmax(dim=-1)  # (..., T_q, T_k)
+    return weights @ v, weights  # (..., T_q, d_v), (..., T_q, T_k)
+
+
+out, w = attention(q, k, v)
+assert torch.allclose(out, output) and torch.allclose(w.sum(-1), torch.ones(B, T))
+print("attention(q, k, v) reproduces the three lines above; every row of weights sums to 1")
+
+# %% [markdown]
+# ## 2. Why divide by $\sqrt{d_k}$?
+#
+# If the entries of $q$ and $k$ are independent with mean 0 and variance 1, then
+# $q \cdot k = \sum_{i=1}^{d_k} q_i k_i$ is a sum of $d_k$ terms of variance 1, so its variance is
+# $d_k$. Large dot products push the softmax into saturation: one key takes almost all the weight
+# and the gradient through the others vanishes. Dividing by $\sqrt{d_k}$ brings the variance back
+# to 1 whatever the width. We measure both claims: the variance of $q \cdot k$, and the largest
+# softmax weight over 32 keys (1/32 would be uniform, 1 is one-hot), with and without the scaling.
+
+# %%
+torch.manual_seed(0)
+widths = [4, 16, 64, 256, 1024]
+n_samples, n_keys = 20_000, 32
+variance, max_w_scaled, max_w_unscaled = [], [], []
+for width in widths:
+    qs = torch.randn(n_samples, width)  # (N, d_k)
+    ks = torch.randn(n_samples, width)  # (N, d_k)
+    variance.append((qs * ks).sum(-1).var().item())
+    queries = torch.randn(1000, width)  # (1000, d_k)
+    keys = torch.randn(n_keys, width)  # (32, d_k)
+    raw = queries @ keys.T  # (1000, 32)
+    max_w_unscaled.append(raw.softmax(-1).max(-1).values.mean().item())
+    max_w_scaled.append((raw / math.sqrt(width)).softmax(-1).max(-1).values.mean().item())
+
+print(f"{'d_k':>5} {'var(q.k)':>9} {'var/d_k':>8} {'max w, unscaled':>16} {'max w, scaled':>14}")
+for row in zip(widths, variance, max_w_unscaled, max_w_scaled):
+    print(f"{row[0]:>5} {row[1]:>9.1f} {row[1] / row[0]:>8.3f} {row[2]:>16.3f} {row[3]:>14.3f}")
+
+# %% [markdown]
+# The variance grows in step with $d_k$ (the ratio stays near 1). Without scaling the largest
+# weight climbs towards 1 (one-hot) as the width grows; with scaling it stays put. We assert both
+# with tolerances that hold for any random draw of this size.
+
+# %%
+assert all(0.9 < var / width < 1.1 for var, width in zip(variance, widths))
+assert max_w_unscaled[-1] > 0.9, "without scaling, d_k = 1024 should be nearly one-hot"
+assert max(max_w_scaled) - min(max_w_scaled) < 0.1, "with scaling, saturation should not depend on d_k"
+
+fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+left.loglog(widths, variance, "o-", label="measured var(q·k)")
+left.loglog(widths, widths, "k--", lw=1, label="d_k (theory)")
+left.loglog(widths, [var / width for var, width in zip(variance, widths)], "s-", label="var(q·k / √d_k)")
+left.set(title="Dot products grow with the width", xlabel="d_k (features per head)", ylabel="variance")
+left.legend()
+right.semilogx(widths, max_w_unscaled, "o-", label="softmax(q·k)")
+right.semilogx(widths, max_w_scaled, "s-", label="softmax(q·k / √d_k)")
+right.axhline(1 / n_keys, color="gray", ls=":", label="uniform (1/32)")
+right.set(title="Without scaling the softmax saturates", xlabel="d_k (features per head)",
+          ylabel="mean largest weight (of 32 keys)", ylim=(0, 1.05))
+right.legend()
+plt.show()
+
+# %% [markdown]
+# ## 3. Masks: padding and causal
+#
+# Two kinds of positions must be hidden from a query.
+#
+# * **Padding.** Reviews in a batch have different lengths; the short ones are padded with `[PAD]`
+#   tokens so the batch is a rectangle. No query may attend to a pad key.
+# * **Causal.** A model that generates text left to right (GPT) must not look ahead: query $i$
+#   sees keys $0..i$ only. BERT is bidirectional and uses only the padding mask; we show the causal
+#   mask because the difference is the heart of "encoder vs decoder".
+#
+# Blocked pairs get a score of $-\infty$ before the softmax, so their weight is exactly 0 and the
+# remaining weights still sum to 1. Below: a batch of two sequences of 6 positions, the second
+# padded after 4 real tokens.
+
+# %%
+torch.manual_seed(0)
+T = 6
+q = torch.randn(2, T, d_k)  # (B=2, T, d_k)
+k = torch.randn(2, T, d_k)
+v = torch.randn(2, T, d_k)
+lengths = torch.tensor([6, 4])  # real tokens per sequence
+pad_mask = (torch.arange(T)[None, :] < lengths[:, None])[:, None, :]  # (B, 1, T_k): broadcast over queries
+causal = torch.ones(T, T, dtype=torch.bool).tril()  # (T_q, T_k): query i sees keys 0..i
+
+_, w_none = attention(q, k, v)
+_, w_pad = attention(q, k, v, pad_mask)
+_, w_causal = attention(q, k, v, causal)
+_, w_both = attention(q, k, v, pad_mask & causal)  # (B, T, T)
+
+assert torch.all(w_pad[1, :, 4:] == 0), "no query may attend to the two pad keys"
+assert torch.all(w_causal[:, causal.logical_not()] == 0), "no query may attend to a later key"
+assert torch.allclose(w_both.sum(-1), torch.ones(2, T)), "rows still sum to 1"
+print("padded sequence, weights on the two pad keys:", w_pad[1, :, 4:].abs().max().item())
+print("causal, weight above the diagonal:", w_causal[:, ~causal].abs().max().item())
+
+# %% [markdown]
+# The heatmaps show the weights of the padded (second) sequence: rows are queries, columns keys.
+# With the padding mask the last two columns are empty; with the causal mask everything above the
+# diagonal is. (Rows 4 and 5 are pad queries: their outputs exist but are never used.)
+
+# %%
+from helpers.plotting import show_heatmaps
+
+fig = show_heatmaps(
+    [w_none[1], w_pad[1], w_causal[1], w_both[1]],
+    titles=["no mask", "padding mask", "causal mask", "padding + causal"],
+    suptitle="Masks set blocked attention weights to exactly zero (sequence of 4 tokens + 2 pads)",
+)
+plt.show()
+
+# %% [markdown]
+# ## 4. Multi-head attention
+#
+# One attention computes one weighted average per position: one "kind of relation". BERT runs $h$
+# of them in parallel, each on its own learned projection of width $d_{head} = d_{model} / h$:
+#
+# 1. **project** the input $x$ (B, T, $d_{model}$) into $Q$, $K$, $V$ with three linear layers;
+# 2. **split** each into $h$ heads: (B, $h$, T, $d_{head}$);
+# 3. **attend** in every head at once (our `attention` broadcasts over the head axis);
+# 4. **concatenate** the heads back to (B, T, $d_{model}$) and **project** with a fourth linear layer.
+#
+# The four projections are named `q_proj`, `k_proj`, `v_proj` and `out_proj` so that you can always
+# see which is which.
+
+# %%
+class MultiHeadAttention(nn.Module):
+    """Self-attention with n_heads heads: project, split heads, attend, concatenate, project."""
+
+    def __init__(self, d_model, n_heads):
+        super().__init__()
+        assert d_model % n_heads == 0, "d_model must split evenly into heads"
+        self.n_heads, self.d_head = n_heads, d_model // n_heads
+        self.q_proj = nn.Linear(d_model, d_model)
+        self.k_proj = nn.Linear(d_model, d_model)
+        self.v_proj = nn.Linear(d_model, d_model)
+        self.out_proj = nn.Linear(d_model, d_model)
+
+    def split_heads(self, x):
+        batch, seq_len, _ = x.shape
+        return x.view(batch, seq_len, self.n_heads, self.d_head).transpose(1, 2)  # (B, H, T, d_head)
+
+    def forward(self, x, mask=None):
+        batch, seq_len, d_model = x.shape
+        q = self.split_heads(self.q_proj(x))  # (B, H, T, d_head)
+        k = self.split_heads(self.k_proj(x))  # (B, H, T, d_head)
+        v = self.split_heads(self.v_proj(x))  # (B, H, T, d_head)
+        context, weights = attention(q, k, v, mask)  # (B, H, T, d_head), (B, H, T, T)
+        context = context.transpose(1, 2).reshape(batch, seq_len, d_model)  # (B, T, d_model)
+        return self.out_proj(context), weights
+
+
+torch.manual_seed(0)
+d_model, n_heads = 768, 12  # the sizes of bert-base
+mha = MultiHeadAttention(d_model, n_heads)
+x = torch.randn(2, 10, d_model)  # (B, T, d_model)
+y, w = mha(x)
+n_params = sum(p.numel() for p in mha.parameters())
+print("output", tuple(y.shape), "weights", tuple(w.shape))
+print(f"parameters: {n_params:,} = 4 x (d_model^2 + d_model) = {4 * (d_model**2 + d_model):,}")
+assert n_params == 4 * (d_model**2 + d_model)
+
+# %% [markdown]
+# The parameter count does not depend on the number of heads: splitting 768 features into 12 heads
+# of 64 only changes how the same four matrices are read. In bert-base these 2.36 M parameters
+# repeat in each of 12 layers.
+#
+# ## 5. Proof by comparison
+#
+# A hand-written version is only worth teaching if it is *right*. PyTorch ships attention as one
+# fused function, `torch.nn.functional.scaled_dot_product_attention` (SDPA), with the same boolean
+# mask convention. We compare on the device at hand, in fp32, without a mask and with both masks.
+
+# %%
+torch.manual_seed(0)
+q, k, v = (torch.randn(2, 12, 64, 64, device=device) for _ in range(3))  # (B, H, T, d_head)
+lengths = torch.tensor([64, 40], device=device)
+pad = (torch.arange(64, device=device)[None, :] < lengths[:, None])[:, None, None, :]  # (B, 1, 1, T)
+causal = torch.ones(64, 64, dtype=torch.bool, device=device).tril()  # (T, T)
+
+diff_vs_sdpa = {}
+for name, mask in [("no mask", None), ("padding", pad), ("causal", causal)]:
+    ours, _ = attention(q, k, v, mask)
+    theirs = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    diff_vs_sdpa[name] = (ours - theirs).abs().max().item()
+    print(f"{name:>8}: max |ours - SDPA| = {diff_vs_sdpa[name]:.1e}")
+max_abs_diff_vs_sdpa = max(diff_vs_sdpa.values())
+assert max_abs_diff_vs_sdpa <= 1e-5
+
+# %% [markdown]
+# The multi-head module is checked against `torch.nn.MultiheadAttention`. PyTorch stores the three
+# input projections stacked in one `in_proj_weight` (Q, then K, then V) and takes a
+# `key_padding_mask` in the opposite convention (`True` = ignore); we copy our weights into it and
+# compare outputs and (head-averaged) weights.
+
+# %%
+torch_mha = nn.MultiheadAttention(d_model, n_heads, batch_first=True)
+with torch.no_grad():
+    torch_mha.in_proj_weight.copy_(torch.cat([mha.q_proj.weight, mha.k_proj.weight, mha.v_proj.weight]))
+    torch_mha.in_proj_bias.copy_(torch.cat([mha.q_proj.bias, mha.k_proj.bias, mha.v_proj.bias]))
+    torch_mha.out_proj.weight.copy_(mha.out_proj.weight)
+    torch_mha.out_proj.bias.copy_(mha.out_proj.bias)
+
+x_lengths = torch.tensor([10, 7])
+x_pad = torch.arange(10)[None, :] < x_lengths[:, None]  # (B, T): True = real token
+with torch.no_grad():
+    ours, our_w = mha(x, x_pad[:, None, None, :])
+    theirs, their_w = torch_mha(x, x, x, key_padding_mask=~x_pad)
+diff_vs_torch_mha = (ours - theirs).abs().max().item()
+print(f"max |ours - nn.MultiheadAttention| = {diff_vs_torch_mha:.1e} (outputs), "
+      f"{(our_w.mean(1) - their_w).abs().max().item():.1e} (head-averaged weights)")
+assert diff_vs_torch_mha <= 1e-5
+
+# %% [markdown]
+# ## 6. Inside a pretrained BERT
+#
+# Now the real thing. We load the profile's pretrained encoder (all-MiniLM-L6-v2 in `cpu`: 6
+# layers, 12 heads of 32 features; bert-base-uncased in `gpu`: 12 layers, 12 heads of 64) with
+# `attn_implementation="eager"`, because the default fused attention (SDPA) never materializes the
+# weights and so cannot return them for plotting. We feed it a real review sentence next to a
+# shorter one, so that padding is in play.
+
+# %%
+from transformers import AutoTokenizer, BertModel
+
+from helpers.data import load_reviews
+from helpers.models import load_pretrained
+
+tokenizer = load_pretrained(AutoTokenizer, session.profile)
+model = load_pretrained(BertModel, session.profile, attn_implementation="eager").to(device).eval()
+config = model.config
+print(f"{type(model).__name__}: {config.num_hidden_layers} layers, {config.num_attention_heads} heads, "
+      f"d_model {config.hidden_size}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters")
+
+reviews = load_reviews(session.profile)["test"]
+first_sentences = (re.split(r"(?<=[.!?])\s", text)[0] for text in reviews["text"])
+sentence = next(s for s in first_sentences if 8 <= len(s.split()) <= 16)
+batch = tokenizer([sentence, "A short one."], padding=True, return_tensors="pt").to(device)
+tokens = tokenizer.convert_ids_to_tokens(batch["input_ids"][0])
+print(repr(sentence))
+print(tokens)
+
+# %% [markdown]
+# We run the model once and keep every layer's input (`hidden_states`) and attention weights. Then
+# we take one layer and recompute it by hand from its own weights: the query/key/value projections
+# (named `query`, `key`, `value` in the checkpoint), our `attention` with the padding mask, the
+# output projection with the residual connection and LayerNorm, and the feed-forward block.
+
+# %%
+LAYER = 2
+with torch.no_grad():
+    outputs = model(**batch, output_hidden_states=True, output_attentions=True)
+layer = model.encoder.layer[LAYER]
+h = outputs.hidden_states[LAYER]  # (B, T, d_model): the input of this layer
+B, T, _ = h.shape
+H, d_head = config.num_attention_heads, config.hidden_size // config.num_attention_heads
+mask = batch["attention_mask"].bool()[:, None, None, :]  # (B, 1, 1, T): True = real token
+
+with torch.no_grad():
+    self_attn = layer.attention.self
+    q = self_attn.query(h).view(B, T, H, d_head).transpose(1, 2)  # (B, H, T, d_head)
+    k = self_attn.key(h).view(B, T, H, d_head).transpose(1, 2)  # (B, H, T, d_head)
+    v = self_attn.value(h).view(B, T, H, d_head).transpose(1, 2)  # (B, H, T, d_head)
+    context, weights = attention(q, k, v, mask)  # (B, H, T, d_head), (B, H, T, T)
+    context = context.transpose(1, 2).reshape(B, T, H * d_head)  # (B, T, d_model)
+    attended = layer.attention.output.LayerNorm(layer.attention.output.dense(context) + h)  # residual + norm
+    ffn = layer.output.dense(F.gelu(layer.intermediate.dense(attended)))  # (B, T, d_model)
+    by_hand = layer.output.LayerNorm(ffn + attended)  # (B, T, d_model): the layer's output
+
+real = batch["attention_mask"].bool()  # compare on real tokens; pad rows are never used downstream
+diff_weights = (weights - outputs.attentions[LAYER]).abs().max().item()
+max_abs_diff_vs_model_layer = (by_hand - outputs.hidden_states[LAYER + 1])[real].abs().max().item()
+print(f"layer {LAYER}: max |our weights - model's weights| = {diff_weights:.1e}")
+print(f"layer {LAYER}: max |our output - model's output|   = {max_abs_diff_vs_model_layer:.1e}")
+assert diff_weights <= 1e-5 and max_abs_diff_vs_model_layer <= 1e-4
+
+# %% [markdown]
+# Our four-line function *is* the attention inside BERT: the layer's output matches to float
+# rounding. Here is what four of its heads look at in the review sentence (first sequence of the
+# batch, so no padding). Heads specialize: some attend to the next or previous token, some to
+# `[CLS]`/`[SEP]` (a common "no-op" for a head with nothing to do), some spread out.
+
+# %%
+heads = [0, 3, 6, 9]
+fig = show_heatmaps(
+    [outputs.attentions[LAYER][0, head] for head in heads],
+    titles=[f"layer {LAYER}, head {head}" for head in heads],
+    row_labels=tokens, col_labels=tokens, xlabel="key token", ylabel="query token",
+    suptitle=f"Attention weights of four heads of {session.profile.name}-profile BERT on a real review",
+)
+plt.show()
+
+# %% [markdown]
+# ## 7. What attention costs
+#
+# The weight matrix has $T \times T$ entries per head, so time and memory of the hand-written
+# version grow with the *square* of the sequence length. The fused SDPA kernel computes the same
+# result in tiles and never stores the whole matrix (the FlashAttention idea), so its memory grows
+# only linearly. We time both as $T$ doubles (one sequence, 12 heads of 64 features, fp32) and
+# count the peak memory held by the tensors each allocates (`helpers.measure`, which sees every
+# tensor created through PyTorch's operators, on CPU and GPU alike).
+#
+# Timings depend on the machine and its load: this cell's printed numbers are not compared by the
+# tests, only the shape of the memory curve is asserted.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from helpers.measure import median_seconds, peak_tensor_bytes
+
+lengths = [128, 256, 512, 1024, 2048] + ([4096, 8192] if device.type == "cuda" else [])
+cost = {"hand-written": {"s": [], "MiB": []}, "SDPA": {"s": [], "MiB": []}}
+for seq_len in lengths:
+    q, k, v = (torch.randn(1, 12, seq_len, 64, device=device) for _ in range(3))  # (B, H, T, d_head)
+    for name, fn in [("hand-written", lambda: attention(q, k, v)[0]),
+                     ("SDPA", lambda: F.scaled_dot_product_attention(q, k, v))]:
+        with torch.no_grad():
+            cost[name]["s"].append(median_seconds(fn, repeats=5, warmup=2))
+        cost[name]["MiB"].append(peak_tensor_bytes(fn) / 2**20)
+print(f"{'T':>5} {'hand ms':>8} {'SDPA ms':>8} {'ratio':>6} {'hand MiB':>9} {'SDPA MiB':>9} {'T² matrix MiB':>14}")
+for i, seq_len in enumerate(lengths):
+    hand, fused = cost["hand-written"], cost["SDPA"]
+    print(f"{seq_len:>5} {hand['s'][i] * 1e3:>8.2f} {fused['s'][i] * 1e3:>8.2f} {hand['s'][i] / fused['s'][i]:>6.1f}"
+          f" {hand['MiB'][i]:>9.1f} {fused['MiB'][i]:>9.2f} {12 * seq_len**2 * 4 / 2**20:>14.1f}")
+
+# %% [markdown]
+# On log-log axes a power law is a straight line whose slope is the exponent. The hand-written
+# version's memory follows the dashed $T^2$ line of one 12-head weight matrix (it holds two such
+# matrices at once: the scores and their softmax); SDPA's grows like $T$. We assert the slopes.
+
+# %%
+def slope(xs, ys):
+    """Return the log-log slope between the last two points (the exponent of a power law)."""
+    return math.log(ys[-1] / ys[-2]) / math.log(xs[-1] / xs[-2])
+
+
+memory_slope_hand = slope(lengths, cost["hand-written"]["MiB"])
+memory_slope_sdpa = slope(lengths, cost["SDPA"]["MiB"])
+print(f"memory grows like T^{memory_slope_hand:.2f} (hand-written) and T^{memory_slope_sdpa:.2f} (SDPA)")
+assert 1.8 < memory_slope_hand < 2.2 and 0.8 < memory_slope_sdpa < 1.2
+
+fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+for name, marker in [("hand-written", "o-"), ("SDPA", "s-")]:
+    left.loglog(lengths, [s * 1e3 for s in cost[name]["s"]], marker, label=name)
+    right.loglog(lengths, cost[name]["MiB"], marker, label=name)
+right.loglog(lengths, [12 * t**2 * 4 / 2**20 for t in lengths], "k--", lw=1, label="one T×T matrix, 12 heads")
+left.set(title=f"Time per call ({device.type})", xlabel="sequence length T (tokens)", ylabel="milliseconds")
+right.set(title="Peak tensor memory", xlabel="sequence length T (tokens)", ylabel="MiB")
+for ax in (left, right):
+    ax.set_xticks(lengths, [str(t) for t in lengths], minor=False)
+    ax.minorticks_off()
+    ax.legend()
+plt.show()
+
+# %% [markdown]
+# At BERT's limit of 512 tokens the quadratic matrix is still small (12 MiB per layer and review in
+# fp32), which is why BERT can afford plain attention; at 8k tokens it is 3 GiB, which is why long-
+# context models cannot.
+#
+# ## 8. The reusable version
+#
+# Later notebooks import these pieces instead of copying them: `helpers.attention` holds
+# `attention`, `padding_mask`, `causal_mask` and `MultiHeadAttention`, written exactly as above, and
+# a unit test (`tests/test_attention.py`) checks that the functions in this notebook and in the
+# helper agree. One last check here:
+
+# %%
+import helpers.attention
+
+torch.manual_seed(0)
+q, k, v = (torch.randn(2, 4, 16, 8) for _ in range(3))
+mask = helpers.attention.padding_mask(torch.tensor([16, 9]), 16) & helpers.attention.causal_mask(16)
+assert torch.equal(helpers.attention.attention(q, k, v, mask)[0], attention(q, k, v, mask)[0])
+print("helpers.attention.attention == this notebook's attention")
+
+# %% [markdown]
+# ## Exercises
+#
+# Try each one before opening its solution (the folded cell below it); CI runs the solutions.
+#
+# **Exercise 1.** Attention has no notion of order: show that permuting the positions of $x$
+# permutes the output of `MultiHeadAttention` the same way (permutation equivariance). Where does
+# BERT get word order from, then?
+
+# %% tags=["solution"]
+torch.manual_seed(1)
+x = torch.randn(1, 10, d_model)
+perm = torch.randperm(10)
+with torch.no_grad():
+    y, _ = mha(x)
+    y_perm, _ = mha(x[:, perm])
+assert torch.allclose(y_perm, y[:, perm], atol=1e-5)
+print("mha(x[perm]) == mha(x)[perm]: order comes from the position embeddings added to the input")
+
+# %% [markdown]
+# **Exercise 2.** Divide the scores by $d_k$ instead of $\sqrt{d_k}$. What happens to the weights
+# as $d_k$ grows? Measure the entropy of the weights over 32 keys at $d_k = 1024$ and compare with
+# the entropy of a uniform distribution, $\ln 32$.
+
+# %% tags=["solution"]
+torch.manual_seed(2)
+queries, keys = torch.randn(1000, 1024), torch.randn(32, 1024)
+over_scaled = (queries @ keys.T / 1024).softmax(-1)  # (1000, 32)
+entropy = -(over_scaled * over_scaled.log()).sum(-1).mean().item()
+print(f"entropy {entropy:.3f} vs uniform ln 32 = {math.log(32):.3f}: the weights become uniform")
+assert abs(entropy - math.log(32)) < 0.01
+
+# %% [markdown]
+# **Exercise 3.** Find the head of the pretrained model that attends most to the *previous*
+# token: for every layer and head, average the weight that query $i$ puts on key $i-1$ over the
+# tokens of the review sentence. How does the best head compare with a uniform head?
+
+# %% tags=["solution"]
+n_real = int(batch["attention_mask"][0].sum())  # tokens of the review sentence, [CLS] and [SEP] included
+all_layers = torch.stack(outputs.attentions)[:, 0, :, :n_real, :n_real]  # (L, H, T, T), first sequence
+previous = all_layers.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1)  # (L, H): mean weight on key i-1
+best_layer, best_head = divmod(int(previous.argmax()), previous.shape[1])
+print(f"layer {best_layer}, head {best_head} puts {previous.max():.0%} of its attention on the previous "
+      f"token; a uniform head would put {1 / n_real:.0%}")
+assert previous.max() > 2 / n_real, "some head should prefer the previous token"
+
+# %% [markdown]
+# ## Summary
+#
+# The formula is four lines; it equals PyTorch's fused kernel and the attention inside a
+# pretrained BERT to float rounding; scaling by $\sqrt{d_k}$ keeps the softmax out of saturation;
+# masks are $-\infty$ scores; and the hand-written version's memory grows with $T^2$ while the fused
+# kernel's grows with $T$. Next, notebook 02 shows how a review becomes the token ids we fed the
+# model here. The last line is this notebook's headline figures, for readers and for CI.
+
+# %%
+summary = print_summary(
+    session,
+    notebook="01_attention",
+    max_abs_diff_vs_sdpa=max_abs_diff_vs_sdpa,
+    max_abs_diff_vs_model_layer=max_abs_diff_vs_model_layer,
+)

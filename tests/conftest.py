@@ -1,0 +1,67 @@
+"""Shared fixtures: small local data files, and definitions pulled out of the notebooks."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import os
+from pathlib import Path
+
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def notebook_definitions(notebook: str, names: list[str]) -> dict:
+    """Return the functions and classes called `names` as defined in a committed notebook's cells."""
+    cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
+    nodes = []
+    for cell in cells:
+        if cell["cell_type"] != "code":
+            continue
+        tree = ast.parse("".join(cell["source"]).replace("!pip", "pass  # pip"))
+        nodes += [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef) and n.name in names]
+    found = {n.name for n in nodes}
+    assert found == set(names), f"{notebook} does not define {set(names) - found}"
+    namespace = {"math": math, "torch": torch, "nn": nn, "F": F}
+    exec(compile(ast.Module(body=nodes, type_ignores=[]), notebook, "exec"), namespace)
+    return {name: namespace[name] for name in names}
+
+
+@pytest.fixture
+def reviews_frame() -> pd.DataFrame:
+    """Twenty short labelled reviews, ten of each class, with HTML line breaks."""
+    texts = [f"Review {i}.<br /><br />It was {'great' if i % 2 else 'awful'}." for i in range(20)]
+    return pd.DataFrame({"text": texts, "label": [i % 2 for i in range(20)]})
+
+
+@pytest.fixture
+def sample_path() -> Path:
+    """The offline IMDB sample named by $TUTORIAL_DATA (set by the Makefile and .ci/run)."""
+    value = os.environ.get("TUTORIAL_DATA")
+    assert value, "set TUTORIAL_DATA to the IMDB sample (make test does this when ../shared exists)"
+    return Path(value)
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """Remove the tutorial's environment variables so each test sets exactly what it needs."""
+    for name in ("TUTORIAL_PROFILE", "TUTORIAL_DATA", "TUTORIAL_MODEL"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def run_offline(code: str, **env: str) -> subprocess.CompletedProcess:
+    """Run Python code in a fresh interpreter with the Hugging Face Hub switched off from the start."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TUTORIAL_")}
+    full_env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", **env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=300)
