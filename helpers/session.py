@@ -51,7 +51,6 @@ def seed_everything(seed: int) -> None:
 
 def quiet_libraries(offline: bool) -> None:
     """Silence progress bars and advisory warnings that would clutter outputs and break nbval."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if offline:  # the cpu profile never reaches the network: fail fast instead of waiting on it
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

@@ -8,8 +8,10 @@ import math
 import os
 from pathlib import Path
 
+import string
 import subprocess
 import sys
+import unicodedata
 
 import pandas as pd
 import pytest
@@ -22,17 +24,21 @@ NOTEBOOKS = ROOT / "notebooks"
 
 
 def notebook_definitions(notebook: str, names: list[str]) -> dict:
-    """Return the functions and classes called `names` as defined in a committed notebook's cells."""
+    """Return the functions, classes and constants called `names` as a committed notebook defines them."""
     cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
     nodes = []
     for cell in cells:
         if cell["cell_type"] != "code":
             continue
         tree = ast.parse("".join(cell["source"]).replace("!pip", "pass  # pip"))
-        nodes += [n for n in tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef) and n.name in names]
-    found = {n.name for n in nodes}
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef | ast.ClassDef) and node.name in names:
+                nodes.append(node)
+            elif isinstance(node, ast.Assign) and any(getattr(t, "id", None) in names for t in node.targets):
+                nodes.append(node)
+    found = {n.name if hasattr(n, "name") else n.targets[0].id for n in nodes}
     assert found == set(names), f"{notebook} does not define {set(names) - found}"
-    namespace = {"math": math, "torch": torch, "nn": nn, "F": F}
+    namespace = {"math": math, "torch": torch, "nn": nn, "F": F, "string": string, "unicodedata": unicodedata}
     exec(compile(ast.Module(body=nodes, type_ignores=[]), notebook, "exec"), namespace)
     return {name: namespace[name] for name in names}
 

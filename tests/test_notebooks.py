@@ -14,6 +14,7 @@ SOURCE_FILES = sorted(SOURCES.glob("[0-9]*.py"))
 # What each notebook's issue asks its SUMMARY line and figures to show.
 REQUIRED = {
     "01_attention": ({"max_abs_diff_vs_sdpa", "max_abs_diff_vs_model_layer"}, 3),
+    "02_tokenization": ({"wordpiece_match_rate", "reviews", "padding_efficiency_512", "fast_vs_scratch_speedup"}, 2),
 }
 
 
