@@ -44,7 +44,8 @@ class _LiveTensorBytes(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         known = {ref.cdata for ref in self.live}
-        inputs = {StorageWeakRef(t.untyped_storage()).cdata for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)}
+        tensors_in = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        inputs = {StorageWeakRef(t.untyped_storage()).cdata for t in tensors_in}
         out = func(*args, **(kwargs or {}))
         for ref in [ref for ref in self.live if ref.expired()]:
             del self.live[ref]

@@ -48,6 +48,8 @@ def model_name(profile: Profile) -> str:
 def load_pretrained(cls: type[T], profile: Profile, **kwargs) -> T:
     """Call `cls.from_pretrained` on the profile's model, with one clear sentence if it cannot load."""
     name, revision = resolve_model(profile)
+    if name.startswith(("/", ".", "~")) and not Path(name).expanduser().is_dir():
+        raise FileNotFoundError(f"No model folder at {name}: set {MODEL_ENV} to a folder saved with save_pretrained.")
     try:
         return cls.from_pretrained(name, revision=revision, **kwargs)
     except OSError as error:  # transformers reports a missing folder or an unreachable Hub as OSError

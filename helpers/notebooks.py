@@ -17,10 +17,10 @@ import os
 import re
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import nbformat
+import tomllib
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -112,6 +112,13 @@ def execute(notebook: nbformat.NotebookNode, name: str) -> float:
     return time.perf_counter() - start
 
 
+def summary_line(notebook: nbformat.NotebookNode) -> str | None:
+    """Return the `SUMMARY {json}` line the notebook's last code cell printed, if any."""
+    last = [c for c in notebook.cells if c.cell_type == "code"][-1]
+    lines = "".join(o.get("text", "") for o in last.get("outputs", [])).splitlines()
+    return next((line for line in reversed(lines) if line.startswith("SUMMARY ")), None)
+
+
 def write_atomically(notebook: nbformat.NotebookNode, path: Path) -> None:
     """Write a notebook to a temporary file, then move it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -150,6 +157,7 @@ def run(names: list[str]) -> None:
     out_dir = RUNS / profile
     paths = select(sorted(NOTEBOOKS.glob("[0-9]*.ipynb")), names)
     print(f"executing {len(paths)} notebook(s) at the {profile!r} profile into {out_dir}", flush=True)
+    summaries = []
     for path in paths:
         notebook = nbformat.read(path, as_version=4)
         target = out_dir / path.name
@@ -160,7 +168,9 @@ def run(names: list[str]) -> None:
             raise SystemExit(f"{path.name} failed; the partial run is in {target.parent}.\n{error}") from None
         write_atomically(notebook, target)
         print(f"  {path.stem}: {seconds:.0f} s -> {target.relative_to(ROOT)}", flush=True)
+        summaries.append(summary_line(notebook) or f"{path.stem}: no SUMMARY line")
     print(f"done: executed copies are in {out_dir}", flush=True)
+    print("\n".join(summaries), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

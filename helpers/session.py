@@ -5,9 +5,9 @@ Introduced in notebook 01.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
-import json
 import random
 import time
 import warnings

@@ -6,12 +6,11 @@ import ast
 import json
 import math
 import os
-from pathlib import Path
-
 import string
 import subprocess
 import sys
 import unicodedata
+from pathlib import Path
 
 import pandas as pd
 import pytest

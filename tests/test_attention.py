@@ -2,10 +2,10 @@
 
 import pytest
 import torch
+from conftest import notebook_definitions
 from torch import nn
 from torch.nn import functional as F
 
-from conftest import notebook_definitions
 from helpers.attention import MultiHeadAttention, attention, causal_mask, padding_mask
 
 NOTEBOOK = notebook_definitions("01_attention.ipynb", ["attention", "MultiHeadAttention"])

@@ -41,7 +41,7 @@ def test_missing_model_package(clean_env, monkeypatch):
 
 def test_missing_model_folder(clean_env, tmp_path):
     clean_env.setenv("TUTORIAL_MODEL", str(tmp_path / "no-model"))
-    with pytest.raises(OSError, match=r"Could not load BertModel from the Hub model '.*no-model'"):
+    with pytest.raises(FileNotFoundError, match=r"No model folder at .*no-model: set TUTORIAL_MODEL to a folder"):
         load_pretrained(BertModel, CPU)
 
 

@@ -1,13 +1,21 @@
 """`wordpiece_tokenize` equals the fast uncased BertTokenizer; head+tail keeps both ends."""
 
 import pytest
+from conftest import notebook_definitions
 from transformers import AutoTokenizer
 
-from conftest import notebook_definitions
 from helpers.data import load_reviews
 from helpers.models import minilm_path
 from helpers.profile import PROFILES
-from helpers.tokenization import CJK_RANGES, WHITESPACE, encode_head_tail, head_tail, normalize, pre_tokenize, wordpiece_tokenize
+from helpers.tokenization import (
+    CJK_RANGES,
+    WHITESPACE,
+    encode_head_tail,
+    head_tail,
+    normalize,
+    pre_tokenize,
+    wordpiece_tokenize,
+)
 
 TOKENIZER = AutoTokenizer.from_pretrained(str(minilm_path()))
 VOCAB = TOKENIZER.get_vocab()
@@ -44,7 +52,8 @@ def test_every_sample_review_matches_the_fast_tokenizer(sample_path, clean_env):
     splits = load_reviews(PROFILES["cpu"], clean=False)
     texts = [text for split in splits.values() for text in split["text"]]
     fast = TOKENIZER(texts, add_special_tokens=False)["input_ids"]
-    mismatches = [t for t, ids in zip(texts, fast) if wordpiece_tokenize(t, VOCAB) != TOKENIZER.convert_ids_to_tokens(ids)]
+    expected = [TOKENIZER.convert_ids_to_tokens(ids) for ids in fast]
+    mismatches = [t for t, tokens in zip(texts, expected) if wordpiece_tokenize(t, VOCAB) != tokens]
     assert len(texts) == 5000 and mismatches == []
 
 

@@ -1,0 +1,58 @@
+"""The notebook builder: percent-format parsing, atomic replacement, the SUMMARY line."""
+
+import nbformat
+import pytest
+
+import helpers.notebooks as builder
+
+SOURCE = '''# %% [markdown]
+# # Title
+#
+# {{COLAB_BADGE}}
+
+# %% [markdown]
+# Prose before code.
+
+# %%
+x = 1
+
+# %% tags=["solution"]
+print("SUMMARY {}")
+'''
+
+
+def test_parse_source_makes_markdown_code_and_folded_solution_cells():
+    cells = builder.parse_source(SOURCE)
+    assert [c.cell_type for c in cells] == ["markdown", "markdown", "code", "code"]
+    assert cells[0].source == "# Title\n\n{{COLAB_BADGE}}" and cells[2].source == "x = 1"
+    assert cells[3].metadata == {"jupyter": {"source_hidden": True}, "tags": ["solution"]}
+
+
+def test_notebook_from_source_inserts_badge_and_colab_cell(tmp_path):
+    source = tmp_path / "09_demo.py"
+    source.write_text(SOURCE)
+    notebook = builder.notebook_from_source(source)
+    url = builder.repository_url()
+    assert builder.colab_badge(url, "09_demo") in notebook.cells[0].source
+    assert notebook.cells[1].metadata["tags"] == ["colab"] and f"git+{url}" in notebook.cells[1].source
+    assert [c.id for c in notebook.cells][:2] == ["09-000", "09-001"]
+
+
+def test_summary_line_reads_the_last_code_cell():
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print()")])
+    notebook.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text='x\nSUMMARY {"a": 1}\n')]
+    assert builder.summary_line(notebook) == 'SUMMARY {"a": 1}'
+
+
+def test_a_failing_source_leaves_the_committed_notebook_unchanged(tmp_path, monkeypatch):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "09_broken.py").write_text("# %% [markdown]\n# Title\n\n# %%\nraise RuntimeError('boom')\n")
+    (tmp_path / "09_broken.ipynb").write_text("committed")
+    monkeypatch.setattr(builder, "SOURCES", tmp_path / "src")
+    monkeypatch.setattr(builder, "NOTEBOOKS", tmp_path)
+    monkeypatch.setattr(builder, "ROOT", tmp_path)
+    monkeypatch.setattr(builder, "repository_url", lambda: "https://github.com/example/example")
+    with pytest.raises(SystemExit, match="09_broken.py failed; 09_broken.ipynb was left unchanged"):
+        builder.build(["09"])
+    assert (tmp_path / "09_broken.ipynb").read_text() == "committed"
+    assert not list(tmp_path.glob("*.tmp"))
