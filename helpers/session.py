@@ -89,7 +89,8 @@ def start_notebook(profile: str | None = None, seed: int | None = None, verbose:
     seed_everything(session.seed)
     if verbose:
         print("versions: " + ", ".join(f"{k} {v}" for k, v in library_versions().items()))
-        print(f"device   : {session.device}")
+        card = f" ({torch.cuda.get_device_name()})" if session.device.type == "cuda" else ""
+        print(f"device   : {session.device}{card}")
         data, model = os.environ.get(DATA_ENV), os.environ.get(MODEL_ENV)
         print(f"data     : {Path(data).name + f' (from {DATA_ENV})' if data else chosen.dataset_id}")
         if model:
