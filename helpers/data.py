@@ -107,7 +107,8 @@ def load_local(path: str | os.PathLike, profile: Profile, clean: bool = True) ->
     frame = read_local_reviews(path)
     if "split" in frame.columns:
         parts = {name: frame[frame["split"] == name] for name in frame["split"].unique()}
-        parts.setdefault("test", frame.iloc[0:0])
+        for required in ("train", "test"):
+            parts.setdefault(required, frame.iloc[0:0])
     else:
         parts = dict(zip(("train", "test"), stratified_split(frame, profile.test_fraction, profile.seed)))
     return DatasetDict({name: _to_dataset(part, name, clean) for name, part in parts.items()})

@@ -116,3 +116,9 @@ def test_hub_unreachable_in_the_gpu_profile():
     assert result.returncode == 1
     assert last_line.startswith("ConnectionError: Could not download stanfordnlp/imdb from the Hugging Face Hub")
     assert "Set TUTORIAL_DATA to a local IMDB file" in last_line
+
+
+def test_a_split_column_without_train_rows_is_an_empty_split(clean_env, tmp_path, reviews_frame):
+    clean_env.setenv("TUTORIAL_DATA", str(write(reviews_frame.assign(split="test"), tmp_path / "split.csv")))
+    with pytest.raises(ValueError, match="The 'train' split is empty"):
+        load_reviews(CPU)
