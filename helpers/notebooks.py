@@ -17,10 +17,10 @@ import os
 import re
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import nbformat
-import tomllib
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 

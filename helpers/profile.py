@@ -9,14 +9,12 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 PROFILE_ENV = "TUTORIAL_PROFILE"  # overrides the automatic choice: "cpu" or "gpu"
 DATA_ENV = "TUTORIAL_DATA"  # a local IMDB file or extracted aclImdb/ folder
 MODEL_ENV = "TUTORIAL_MODEL"  # a local model folder or Hub id that replaces the profile's model
-WORK_ENV = "TUTORIAL_WORKDIR"  # where notebooks write caches, checkpoints and saved models
 
 
 @dataclass(frozen=True)
@@ -81,14 +79,6 @@ def get_profile(name: str | None = None) -> Profile:
         raise ValueError(f"Unknown profile {name!r}: choose one of {valid} (set {PROFILE_ENV}).")
     profile = PROFILES[key]
     return dataclasses.replace(profile, precision=resolve_precision(profile.precision))
-
-
-def work_dir(*parts: str) -> Path:
-    """Return (and create) a folder under $TUTORIAL_WORKDIR, default ~/.cache/bert-imdb-tutorial."""
-    root = Path(os.environ.get(WORK_ENV) or Path.home() / ".cache" / "bert-imdb-tutorial")
-    folder = root.joinpath(*parts)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 def describe(profile: Profile) -> str:

@@ -13,8 +13,8 @@
 # what attention costs as sentences get longer.
 #
 # **What you need.** Nothing but a CPU. Measured on 2 CPU cores (the `cpu` profile): about
-# 20 seconds and 1.4 GB of memory at the peak (the kernel process, measured with `getrusage`). On a GPU (`gpu` profile, bert-base-uncased) the notebook is
-# dominated by the model download; its run time there has not been measured yet.
+# 20 seconds and 1.4 GB of memory at the peak (the kernel process, measured with `getrusage`). On a GPU (`gpu` profile, bert-base-uncased) its run time has not
+# been measured yet.
 #
 # **Profiles.** Every notebook of the series runs at two scales, chosen automatically: `gpu` when
 # CUDA is present (bert-base-uncased from the Hub, full IMDB), `cpu` otherwise (all-MiniLM-L6-v2
