@@ -9,12 +9,14 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 PROFILE_ENV = "TUTORIAL_PROFILE"  # overrides the automatic choice: "cpu" or "gpu"
 DATA_ENV = "TUTORIAL_DATA"  # a local IMDB file or extracted aclImdb/ folder
 MODEL_ENV = "TUTORIAL_MODEL"  # a local model folder or Hub id that replaces the profile's model
+WORK_ENV = "TUTORIAL_WORKDIR"  # where checkpoints and the adapted encoder are written
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,11 @@ class Profile:
     batch_size: int  # sequences per optimizer step (before gradient accumulation)
     precision: str  # "bf16", "fp16" (with loss scaling) or "fp32"
     seed: int  # one seed for data splits, initialisation and masking
+    mlm_block_size: int  # tokens per masked-language-model training block (notebook 03)
+    mlm_batch_size: int  # blocks per MLM optimizer step
+    mlm_steps: int  # MLM optimizer steps
+    mlm_learning_rate: float  # peak MLM learning rate (after warm-up)
+    mlm_eval_blocks: int  # held-out blocks behind the perplexity figure
 
 
 PROFILES: dict[str, Profile] = {
@@ -45,6 +52,11 @@ PROFILES: dict[str, Profile] = {
         batch_size=32,
         precision="bf16",  # replaced by fp16 on cards without bf16 (T4): see resolve_precision
         seed=0,
+        mlm_block_size=256,
+        mlm_batch_size=64,
+        mlm_steps=1_000,  # 16M tokens, about a fifth of an epoch over 75k reviews
+        mlm_learning_rate=5e-5,  # the Hub model has a trained MLM head: a gentle update
+        mlm_eval_blocks=1_000,
     ),
     "cpu": Profile(
         name="cpu",
@@ -57,6 +69,11 @@ PROFILES: dict[str, Profile] = {
         batch_size=16,
         precision="fp32",
         seed=0,
+        mlm_block_size=128,
+        mlm_batch_size=32,
+        mlm_steps=100,
+        mlm_learning_rate=5e-4,  # the MLM head starts new: a larger step
+        mlm_eval_blocks=64,
     ),
 }
 
@@ -79,6 +96,12 @@ def get_profile(name: str | None = None) -> Profile:
         raise ValueError(f"Unknown profile {name!r}: choose one of {valid} (set {PROFILE_ENV}).")
     profile = PROFILES[key]
     return dataclasses.replace(profile, precision=resolve_precision(profile.precision))
+
+
+def work_dir(profile: Profile) -> Path:
+    """Return the folder for this profile's checkpoints and trained models: $TUTORIAL_WORKDIR or ~/.cache."""
+    root = os.environ.get(WORK_ENV) or Path.home() / ".cache" / "bert-imdb-tutorial"
+    return Path(root).expanduser() / profile.name
 
 
 def describe(profile: Profile) -> str:

@@ -17,6 +17,7 @@ import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
+from transformers import BertConfig, BertForMaskedLM
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -70,3 +71,30 @@ def run_offline(code: str, **env: str) -> subprocess.CompletedProcess:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TUTORIAL_")}
     full_env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", **env)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full_env, timeout=300)
+
+
+class StubTokenizer:
+    """Just what DataCollatorForLanguageModeling needs: a 50-token vocabulary, ids 0-3 special."""
+
+    mask_token, pad_token, pad_token_id, _pad_token = "[MASK]", "[PAD]", 0, "[PAD]"
+    padding_side = "right"
+
+    def __len__(self) -> int:
+        return 50
+
+    def convert_tokens_to_ids(self, token: str) -> int:
+        return 3
+
+    def get_special_tokens_mask(self, ids: list[int], already_has_special_tokens: bool = True) -> list[int]:
+        return [int(i < 4) for i in ids]
+
+    def pad(self, features, return_tensors="pt", pad_to_multiple_of=None, **kwargs):
+        return {"input_ids": torch.tensor([f["input_ids"] for f in features])}
+
+
+def tiny_model() -> BertForMaskedLM:
+    """A 2-layer BERT of width 32 over a 50-token vocabulary, the same weights every call."""
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=32)
+    return BertForMaskedLM(config)

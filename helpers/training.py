@@ -1,0 +1,262 @@
+"""The training loop of the series: AdamW, warm-up and decay, clipping, mixed precision, checkpoints.
+
+Introduced in notebook 03, which writes the same loop out by hand first; notebook 04 trains its
+classifier with it and notebook 05 runs it on several processes. Hugging Face Accelerate places
+the model on the device, runs autocast (bf16) or loss scaling (fp16), and all-reduces gradients
+when several processes train together.
+
+Each optimizer step receives one whole batch and splits it into `accumulation` micro-batches;
+when a micro-batch runs out of memory the step is retried with twice as many, half as large, so
+the optimizer still sees the same batch. Before a step draws its batch the random generators are
+seeded from (seed, step): masks and dropout are the same whether or not the run was resumed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import itertools
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, skip_first_batches
+from torch import nn
+from torch.utils.data import DataLoader
+
+Batch = dict[str, torch.Tensor]
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The numbers that define a training run (a checkpoint resumes only a run with equal numbers)."""
+
+    steps: int  # optimizer steps
+    learning_rate: float  # peak learning rate, reached at the end of warm-up
+    warmup_fraction: float = 0.06  # share of the steps spent raising the learning rate from 0
+    weight_decay: float = 0.01  # AdamW decay, not applied to biases and LayerNorm weights
+    max_grad_norm: float = 1.0  # gradients are rescaled to at most this global L2 norm
+    precision: str = "fp32"  # "fp32", "bf16" (autocast) or "fp16" (autocast + loss scaling)
+    accumulation: int = 1  # micro-batches per step; doubled automatically on out-of-memory
+    seed: int = 0
+    log_every: int = 10  # steps between history entries
+    checkpoint_every: int = 0  # steps between checkpoints (0: never)
+    eval_every: int = 0  # steps between calls of `evaluate` (0: only at the end)
+
+
+def warmup_then_decay(step: int, warmup_steps: int, total_steps: int) -> float:
+    """Return the learning-rate multiplier: linear from 0 to 1 over warm-up, then linear down to 0."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+
+def make_optimizer(model: nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.AdamW:
+    """Return AdamW that decays weight matrices only, fused into one kernel on CUDA."""
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    fused = all(p.is_cuda for p in decay + no_decay)
+    return torch.optim.AdamW(groups, lr=learning_rate, fused=fused or None)
+
+
+def split_batch(batch: Batch, parts: int) -> list[Batch]:
+    """Cut a batch into `parts` micro-batches of (nearly) equal size along the first dimension."""
+    rows = len(next(iter(batch.values())))
+    bounds = [round(i * rows / parts) for i in range(parts + 1)]
+    return [{k: v[a:b] for k, v in batch.items()} for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+def step_seed(seed: int, step: int) -> int:
+    """Return the seed of one step: a resumed run draws the same masks and dropout as an unbroken one."""
+    return seed * 1_000_003 + step
+
+
+def atomic_save(obj: object, path: Path) -> None:
+    """Write with torch.save to a temporary file, then rename: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    torch.save(obj, partial)
+    os.replace(partial, path)
+
+
+def _batches_from(batches: Callable[[int], Iterable[Batch]], epoch: int, skip: int) -> Iterator[tuple[int, int, Batch]]:
+    """Yield (epoch, index in epoch, batch) forever, starting `skip` batches into `epoch`.
+
+    A DataLoader skips through its batch sampler, so the skipped batches are never collated
+    (collation may draw random masks, which must not shift the random numbers of later steps).
+    """
+    while True:
+        loader = batches(epoch)
+        if skip and isinstance(loader, DataLoader):
+            loader = skip_first_batches(loader, skip)
+        elif skip:
+            loader = itertools.islice(loader, skip, None)
+        with torch.random.fork_rng(devices=[]):  # a DataLoader draws a seed when it starts: not from our RNG
+            iterator = iter(loader)
+        index = skip - 1
+        for index, batch in enumerate(iterator, start=skip):
+            yield epoch, index, batch
+        if index < 0:
+            raise ValueError("The training data yielded no batches: is the training split empty?")
+        epoch, skip = epoch + 1, 0
+
+
+class Trainer:
+    """Train `model` on `batches(epoch)` by minimising `loss_fn(model, batch)`, with checkpoints."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: Callable[[nn.Module, Batch], torch.Tensor],
+        config: TrainConfig,
+        checkpoint_dir: Path | None = None,
+        accelerator: Accelerator | None = None,
+    ) -> None:
+        mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[config.precision]
+        self.accelerator = accelerator or Accelerator(mixed_precision=mixed)
+        self.config, self.loss_fn, self.checkpoint_dir = config, loss_fn, checkpoint_dir
+        optimizer = make_optimizer(model, config.learning_rate, config.weight_decay)
+        warmup = max(1, round(config.warmup_fraction * config.steps))
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_then_decay(s, warmup, config.steps))
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        self.schedule = schedule  # stepped here once per optimizer step, not by Accelerate
+        self.step, self.epoch, self.batch_index, self.accumulation = 0, 0, 0, config.accumulation
+        self.history: list[dict] = []
+        self.fingerprint = dataclasses.asdict(config)
+
+    # --- checkpoints -------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        """Write model, optimizer, schedule, loss scale and position in the data in one atomic file."""
+        if self.checkpoint_dir is None or not self.accelerator.is_main_process:
+            return
+        scaler = self.accelerator.scaler
+        state = {
+            "fingerprint": self.fingerprint,
+            "position": (self.step, self.epoch, self.batch_index, self.accumulation),
+            "model": self.accelerator.unwrap_model(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "history": self.history,
+        }
+        atomic_save(state, self.checkpoint_dir / CHECKPOINT)
+
+    def load_checkpoint(self) -> bool:
+        """Resume from the checkpoint of an equal run if one exists; return whether it did."""
+        path = self.checkpoint_dir / CHECKPOINT if self.checkpoint_dir else None
+        if path is None or not path.exists():
+            return False
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        if state["fingerprint"] != self.fingerprint:
+            print(f"Ignoring {path}: it belongs to a run with other settings.")
+            return False
+        self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        if state["scaler"] is not None and self.accelerator.scaler is not None:
+            self.accelerator.scaler.load_state_dict(state["scaler"])
+        self.step, self.epoch, self.batch_index, self.accumulation = state["position"]
+        self.history = state["history"]
+        return True
+
+    # --- one optimizer step ------------------------------------------------------------------
+    def _local_share(self, batch: Batch) -> Batch:
+        """Return this process's rows of the global batch (all of them on a single process)."""
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        return split_batch(batch, world)[rank] if world > 1 else batch
+
+    def _accumulate(self, batch: Batch) -> float:
+        """Add the gradient of the batch, one micro-batch at a time; return the batch's mean loss."""
+        micro_batches = split_batch(self._local_share(batch), self.accumulation)
+        rows = sum(len(next(iter(m.values()))) for m in micro_batches)
+        total = 0.0
+        for i, micro in enumerate(micro_batches):
+            micro = {k: v.to(self.accelerator.device) for k, v in micro.items()}
+            weight = len(next(iter(micro.values()))) / rows
+            last = i == len(micro_batches) - 1
+            with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
+                with self.accelerator.autocast():
+                    loss = self.loss_fn(self.model, micro)
+                self.accelerator.backward(loss * weight)
+            total += loss.item() * weight
+        return total
+
+    def train_step(self, batch: Batch) -> float:
+        """Run one optimizer step on `batch`, halving the micro-batches on out-of-memory; return the loss."""
+        while True:
+            try:
+                loss = self._accumulate(batch)
+                break
+            except torch.OutOfMemoryError:
+                self.optimizer.zero_grad(set_to_none=True)
+                gc.collect()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                rows = len(next(iter(batch.values())))
+                if self.accumulation >= rows:
+                    raise torch.OutOfMemoryError(
+                        "Out of memory even with one sequence per micro-batch: use shorter sequences "
+                        "(a smaller max_length) or a smaller model."
+                    ) from None
+                self.accumulation *= 2
+                print(f"Out of memory at step {self.step}: retrying with {self.accumulation} micro-batches per step.")
+        self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.optimizer.step()
+        self.schedule.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    # --- the loop ----------------------------------------------------------------------------
+    def fit(
+        self,
+        batches: Callable[[int], Iterable[Batch]],
+        evaluate: Callable[[nn.Module], dict] | None = None,
+        on_log: Callable[[list[dict]], None] | None = None,
+    ) -> list[dict]:
+        """Train until `config.steps`, resuming from a checkpoint; return the history of logged steps."""
+        config = self.config
+        if self.load_checkpoint():
+            print(f"Resumed from the checkpoint at step {self.step} of {config.steps}.")
+        data = _batches_from(batches, self.epoch, self.batch_index)
+        window: list[float] = []
+        started, seen, tokens = time.perf_counter(), 0, 0  # throughput since this call began
+        elapsed_before = self.history[-1]["seconds"] if self.history else 0.0
+        self.model.train()
+        while self.step < config.steps:
+            torch.manual_seed(step_seed(config.seed, self.step))
+            self.epoch, index, batch = next(data)
+            window.append(self.train_step(batch))
+            self.step, self.batch_index = self.step + 1, index + 1
+            seen += len(next(iter(batch.values())))
+            tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
+            done = self.step == config.steps
+            if self.step % config.log_every == 0 or done:
+                seconds = time.perf_counter() - started
+                entry = {
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "loss": sum(window) / len(window),
+                    "learning_rate": self.schedule.get_last_lr()[0],
+                    "seconds": elapsed_before + seconds,
+                    "samples_per_second": seen / seconds,
+                    "tokens_per_second": tokens / seconds,
+                }
+                if evaluate is not None and (done or (config.eval_every and self.step % config.eval_every == 0)):
+                    self.model.eval()
+                    entry.update(evaluate(self.accelerator.unwrap_model(self.model)))
+                    self.model.train()
+                self.history.append(entry)
+                window = []
+                if on_log is not None and self.accelerator.is_main_process:
+                    on_log(self.history)
+            if config.checkpoint_every and (self.step % config.checkpoint_every == 0 or done):
+                self.save_checkpoint()
+        self.model.eval()
+        return self.history
+

@@ -1,0 +1,110 @@
+"""The training loop: schedule, micro-batches, out-of-memory back-off, checkpoints and resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import StubTokenizer, tiny_model
+from torch.utils.data import DataLoader
+from transformers import DataCollatorForLanguageModeling
+
+from helpers.mlm import masked_only_loss
+from helpers.training import CHECKPOINT, TrainConfig, Trainer, split_batch, warmup_then_decay
+
+
+def loader_for(epoch: int) -> DataLoader:
+    """Forty random blocks of 12 tokens, shuffled per epoch, masked at collation (the global RNG)."""
+    blocks = torch.randint(4, 50, (40, 12), generator=torch.Generator().manual_seed(1)).tolist()
+    order = torch.randperm(40, generator=torch.Generator().manual_seed(epoch)).tolist()
+    collate = DataCollatorForLanguageModeling(StubTokenizer(), mlm_probability=0.3)
+    return DataLoader([{"input_ids": blocks[i]} for i in order], batch_size=8, collate_fn=collate)
+
+
+CONFIG = TrainConfig(steps=9, learning_rate=1e-3, log_every=1, checkpoint_every=2, seed=3)
+
+
+def parameters(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.accelerator.unwrap_model(trainer.model).state_dict().items()}
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_warmup_rises_linearly_then_decays_to_zero():
+    values = [warmup_then_decay(s, warmup_steps=4, total_steps=12) for s in range(12)]
+    assert values[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert values[4:] == pytest.approx([(12 - s) / 8 for s in range(4, 12)])
+    assert values[-1] > 0 and warmup_then_decay(12, 4, 12) == 0
+
+
+def test_split_batch_keeps_every_row_once():
+    batch = {"x": torch.arange(7), "y": torch.arange(7) * 10}
+    parts = split_batch(batch, 3)
+    assert [len(p["x"]) for p in parts] == [2, 3, 2]
+    assert torch.equal(torch.cat([p["y"] for p in parts]), batch["y"])
+
+
+def test_resumed_run_reaches_the_same_parameters_as_an_unbroken_one(tmp_path):
+    unbroken = Trainer(tiny_model(), masked_only_loss, CONFIG)  # dropout on, masks drawn at collation
+    history = unbroken.fit(loader_for)  # 9 steps of 5 batches: crosses an epoch boundary
+
+    def stop_after_five(history: list[dict]) -> None:
+        if history[-1]["step"] == 5:
+            raise Interrupt  # like a Colab disconnect after step 5; the last checkpoint is at step 4
+
+    broken = Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
+    with pytest.raises(Interrupt):
+        broken.fit(loader_for, on_log=stop_after_five)
+    probe = Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
+    assert probe.load_checkpoint() and (probe.step, probe.batch_index) == (4, 4)
+
+    resumed = Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
+    resumed_history = resumed.fit(loader_for)
+    assert [h["step"] for h in resumed_history] == list(range(1, 10))
+    assert [h["loss"] for h in resumed_history] == pytest.approx([h["loss"] for h in history], rel=1e-6)
+    reference = parameters(unbroken)
+    for name, value in parameters(resumed).items():
+        torch.testing.assert_close(value, reference[name], rtol=0, atol=0, msg=name)
+    assert not list(tmp_path.glob("*.partial")) and (tmp_path / CHECKPOINT).exists()
+
+
+def test_a_checkpoint_of_other_settings_is_ignored(tmp_path, capsys):
+    Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path).fit(loader_for)
+    other = TrainConfig(**{**CONFIG.__dict__, "learning_rate": 5e-4})
+    trainer = Trainer(tiny_model(), masked_only_loss, other, checkpoint_dir=tmp_path)
+    assert not trainer.load_checkpoint() and trainer.step == 0
+    assert "other settings" in capsys.readouterr().out
+
+
+def test_out_of_memory_halves_the_micro_batch_and_gives_the_same_step(capsys):
+    def small_memory_loss(model, batch):
+        if len(batch["input_ids"]) > 2:  # pretend only two sequences fit at once
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return masked_only_loss(model, batch)
+
+    config = TrainConfig(steps=3, learning_rate=1e-3, log_every=1)
+    backing_off = Trainer(tiny_model(), small_memory_loss, config)
+    backing_off.fit(loader_for)
+    assert backing_off.accumulation == 4  # 8 rows: 1 -> 2 -> 4 micro-batches of 2
+    assert capsys.readouterr().out.count("Out of memory") == 2
+
+    planned = Trainer(tiny_model(), masked_only_loss, TrainConfig(**{**config.__dict__, "accumulation": 4}))
+    planned.fit(loader_for)
+    for name, value in parameters(planned).items():
+        torch.testing.assert_close(parameters(backing_off)[name], value, msg=name)
+
+
+def test_out_of_memory_with_single_rows_says_what_to_change():
+    def no_memory_loss(model, batch):
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    trainer = Trainer(tiny_model(), no_memory_loss, TrainConfig(steps=1, learning_rate=1e-3))
+    with pytest.raises(torch.OutOfMemoryError, match="one sequence per micro-batch"):
+        trainer.fit(loader_for)
+
+
+def test_empty_training_data_is_a_clear_error():
+    trainer = Trainer(tiny_model(), masked_only_loss, TrainConfig(steps=1, learning_rate=1e-3))
+    with pytest.raises(ValueError, match="no batches"):
+        trainer.fit(lambda epoch: [])
