@@ -24,7 +24,7 @@ NBVAL_FLAGS := --nbval --nbval-current-env --nbval-cell-timeout=1800 \
 help:
 	@echo "make run        execute every notebook at the profile that fits this machine (runs/<profile>/)"
 	@echo "make test       unit tests + nbval over every notebook (cpu profile)"
-	@echo "make notebooks  rebuild notebooks/*.ipynb from notebooks/src with a fresh cpu run"
+	@echo "make notebooks  rebuild notebooks/*.ipynb from notebooks/src with a fresh cpu run (NB=03 for one)"
 	@echo "make lint       ruff over helpers/ and tests/"
 
 $(STAMP): requirements.txt pyproject.toml
@@ -44,8 +44,10 @@ test: unit nbval
 unit: venv
 	TUTORIAL_PROFILE=cpu $(PY) -m pytest tests -q
 
+# nbval trains in a fresh work folder: a finished checkpoint from an earlier run must not stand in.
 nbval: venv
-	TUTORIAL_PROFILE=cpu $(PY) -m pytest $(NBVAL_FLAGS) notebooks/*.ipynb -q
+	@work=$$(mktemp -d); TUTORIAL_PROFILE=cpu TUTORIAL_WORKDIR=$$work $(PY) -m pytest $(NBVAL_FLAGS) notebooks/*.ipynb -q; \
+	  status=$$?; rm -rf $$work; exit $$status
 
 notebooks: venv
 	TUTORIAL_PROFILE=cpu $(PY) -m helpers.notebooks build $(NB)

@@ -69,3 +69,23 @@ def peak_tensor_bytes(fn: Callable[[], object]) -> int:
         result = fn()
         del result
     return tracker.peak
+
+
+# Dense (not sparse) tensor-core peaks in TFLOP/s for the precision each card trains in here
+# (fp16 on a T4, bf16 on the others), from the vendors' data sheets.
+PEAK_TFLOPS = {"T4": 65.0, "L4": 121.0, "A10G": 125.0, "A100": 312.0, "H100": 989.0, "H200": 989.0}
+
+
+def peak_tflops(device_name: str) -> float | None:
+    """Return the card's peak TFLOP/s for mixed-precision matrix multiplies, if known."""
+    return next((peak for card, peak in PEAK_TFLOPS.items() if card in device_name.upper()), None)
+
+
+def training_flops_per_token(parameters: int, layers: int, d_model: int, seq_len: float) -> float:
+    """Return the FLOPs of one forward+backward pass per token of a BERT-like encoder.
+
+    6 per parameter (2 forward, 4 backward: every weight multiplies and adds once per token forward,
+    twice as much backward) plus attention's two T x T products, 12 * layers * T * d_model per token
+    (forward and backward). Embedding lookups cost no multiplies: pass non-embedding parameters.
+    """
+    return 6 * parameters + 12 * layers * seq_len * d_model

@@ -7,10 +7,11 @@ or another Hub id (for example a copy of bert-base-uncased saved for offline wor
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import TypeVar
 
-from helpers.profile import MODEL_ENV, Profile
+from helpers.profile import MODEL_ENV, Profile, work_dir
 
 T = TypeVar("T")
 
@@ -58,3 +59,21 @@ def load_pretrained(cls: type[T], profile: Profile, **kwargs) -> T:
             f"Could not load {cls.__name__} from the {where} {name!r} ({type(error).__name__}): "
             f"check the network, or set {MODEL_ENV} to a local copy, or use TUTORIAL_PROFILE=cpu."
         ) from None
+
+
+def adapted_encoder_dir(profile: Profile) -> Path:
+    """Return the folder where notebook 03 saves the encoder it adapted to movie reviews."""
+    return work_dir(profile) / "mlm-encoder"
+
+
+def save_atomically(model, tokenizer, folder: Path) -> None:
+    """Save model (safetensors) and tokenizer into a fresh folder, then swap it into place."""
+    folder = Path(folder)
+    partial, old = folder.with_name(folder.name + ".partial"), folder.with_name(folder.name + ".old")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial, safe_serialization=True)
+    tokenizer.save_pretrained(partial)
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(partial, folder)
+    shutil.rmtree(old, ignore_errors=True)

@@ -15,7 +15,9 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -30,6 +32,7 @@ SOURCES = NOTEBOOKS / "src"
 RUNS = ROOT / "runs"
 CELL_TIMEOUT_S = 1800
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+REQUIRES = {"04": ["03"], "05": ["03", "04"]}  # notebooks that read what an earlier one wrote
 
 
 def repository_url() -> str:
@@ -135,18 +138,34 @@ def select(paths: list[Path], names: list[str]) -> list[Path]:
     return chosen
 
 
+def with_prerequisites(names: list[str]) -> list[str]:
+    """Add the notebooks whose outputs the named ones read (building 04 runs 03 first)."""
+    return sorted({required for name in names for required in REQUIRES.get(name[:2], [])} | set(names))
+
+
 def build(names: list[str]) -> None:
-    """Rebuild notebooks from notebooks/src and store the outputs of a fresh execution."""
-    for source in select(sorted(SOURCES.glob("[0-9]*.py")), names):
-        target = NOTEBOOKS / f"{source.stem}.ipynb"
-        print(f"building {target.relative_to(ROOT)}", flush=True)
-        notebook = notebook_from_source(source)
-        try:
-            seconds = execute(notebook, source.stem)
-        except CellExecutionError as error:
-            raise SystemExit(f"{source.name} failed; {target.name} was left unchanged.\n{error}") from None
-        write_atomically(notebook, target)
-        print(f"  wrote {target.relative_to(ROOT)} ({seconds:.0f} s)", flush=True)
+    """Rebuild notebooks from notebooks/src and store the outputs of a fresh execution.
+
+    The run writes its checkpoints and models into a fresh work folder, so nothing left over from
+    an earlier run (a finished checkpoint, an old encoder) changes what the stored outputs show.
+    """
+    from helpers.profile import WORK_ENV
+
+    work = tempfile.mkdtemp(prefix="tutorial-build-")
+    os.environ[WORK_ENV] = work
+    try:
+        for source in select(sorted(SOURCES.glob("[0-9]*.py")), with_prerequisites(names)):
+            target = NOTEBOOKS / f"{source.stem}.ipynb"
+            print(f"building {target.relative_to(ROOT)}", flush=True)
+            notebook = notebook_from_source(source)
+            try:
+                seconds = execute(notebook, source.stem)
+            except CellExecutionError as error:
+                raise SystemExit(f"{source.name} failed; {target.name} was left unchanged.\n{error}") from None
+            write_atomically(notebook, target)
+            print(f"  wrote {target.relative_to(ROOT)} ({seconds:.0f} s)", flush=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def run(names: list[str]) -> None:

@@ -57,3 +57,42 @@ def show_heatmaps(
     if suptitle:
         fig.suptitle(suptitle, fontweight="bold")
     return fig
+
+
+class LiveCurve:
+    """Draw training curves from a Trainer's history, redrawn in place each time it is called.
+
+    In a notebook the figure is one output updated as training goes (the stored notebook keeps
+    the last drawing); elsewhere it is drawn once per call and closed.
+    """
+
+    def __init__(self, title: str, right: str | None = None, right_label: str = "", right_log: bool = False) -> None:
+        self.fig, self.ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
+        self.title, self.right, self.right_label, self.right_log = title, right, right_label, right_log
+        self.handle = None
+        plt.close(self.fig)  # shown through the display handle only, not again at the end of the cell
+
+    def __call__(self, history: list[dict]) -> Figure:
+        """Redraw the training loss (left axis) and the `right` metric where it was measured."""
+        from IPython.display import display
+
+        fig, ax = self.fig, self.ax
+        fig.clf()
+        ax = self.ax = fig.add_subplot()
+        ax.plot([h["step"] for h in history], [h["loss"] for h in history], marker=".", label="training loss")
+        ax.set(title=self.title, xlabel="optimizer step", ylabel="training loss (cross-entropy, nats)")
+        measured = [h for h in history if self.right and self.right in h]
+        if measured:
+            twin = ax.twinx()
+            twin.plot([h["step"] for h in measured], [h[self.right] for h in measured], "o-", color="C1",
+                      label=self.right_label or self.right)
+            twin.set_ylabel(self.right_label or self.right)
+            if self.right_log:
+                twin.set_yscale("log")
+            twin.grid(False)
+            fig.legend(loc="upper right")
+        if self.handle is None:
+            self.handle = display(fig, display_id=True)
+        else:
+            self.handle.update(fig)
+        return fig

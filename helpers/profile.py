@@ -33,6 +33,8 @@ class Profile:
     batch_size: int  # sequences per optimizer step (before gradient accumulation)
     precision: str  # "bf16", "fp16" (with loss scaling) or "fp32"
     seed: int  # one seed for data splits, initialisation and masking
+    epochs: int  # passes over the training reviews when fine-tuning the classifier (notebook 04)
+    learning_rate: float  # peak classifier learning rate (after warm-up)
     mlm_block_size: int  # tokens per masked-language-model training block (notebook 03)
     mlm_batch_size: int  # blocks per MLM optimizer step
     mlm_steps: int  # MLM optimizer steps
@@ -52,6 +54,8 @@ PROFILES: dict[str, Profile] = {
         batch_size=32,
         precision="bf16",  # replaced by fp16 on cards without bf16 (T4): see resolve_precision
         seed=0,
+        epochs=2,
+        learning_rate=2e-5,  # the BERT paper's range (2e-5 to 5e-5) for batch 32
         mlm_block_size=256,
         mlm_batch_size=64,
         mlm_steps=1_000,  # 16M tokens, about a fifth of an epoch over 75k reviews
@@ -65,10 +69,12 @@ PROFILES: dict[str, Profile] = {
         dataset_id=None,
         dataset_revision=None,
         test_fraction=0.2,
-        max_length=256,
+        max_length=512,  # head+tail 512 beat 256 by a point on the sample (88.0 vs 87.0 %, one epoch)
         batch_size=16,
-        precision="fp32",
+        precision="bf16",  # autocast on CPUs with native bf16 (about 2x faster steps), else fp32
         seed=0,
+        epochs=2,  # 89.7 % after 2 epochs vs 88.0 % after 1 (512 tokens, sample, this machine)
+        learning_rate=1e-4,  # a small model: larger steps (1e-4 beat 2e-4 by 0.8 points, one epoch)
         mlm_block_size=128,
         mlm_batch_size=32,
         mlm_steps=100,
@@ -78,11 +84,24 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+def cpu_has_bf16() -> bool:
+    """Return whether this CPU computes in bf16 natively (AMX or AVX-512 BF16), where autocast pays off."""
+    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
+
+
 def resolve_precision(requested: str) -> str:
-    """Return the precision this machine can run: bf16 needs a GPU that supports it, else fp16."""
-    if requested == "bf16" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
-        return "fp16"
-    if requested in ("bf16", "fp16") and not torch.cuda.is_available():
+    """Return the precision this machine can run.
+
+    bf16 needs a GPU that supports it (else fp16 with loss scaling) or, without CUDA, a CPU with
+    native bf16 (else fp32); fp16 needs CUDA.
+    """
+    cuda = torch.cuda.is_available()
+    if requested == "bf16" and cuda:
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if requested == "bf16":
+        return "bf16" if cpu_has_bf16() and not torch.backends.mps.is_available() else "fp32"
+    if requested == "fp16" and not cuda:
         return "fp32"
     return requested
 

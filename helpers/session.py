@@ -62,7 +62,7 @@ def quiet_libraries(offline: bool) -> None:
     transformers.logging.disable_progress_bar()
     datasets.logging.set_verbosity_error()
     datasets.disable_progress_bars()
-    for module in ("transformers", "datasets", "torch", "accelerate", "huggingface_hub"):
+    for module in ("transformers", "datasets", "torch", "accelerate", "huggingface_hub", "sklearn"):
         warnings.filterwarnings("ignore", category=UserWarning, module=module)
         warnings.filterwarnings("ignore", category=FutureWarning, module=module)
 

@@ -2,8 +2,9 @@
 
 Introduced in notebook 03, which writes the same loop out by hand first; notebook 04 trains its
 classifier with it and notebook 05 runs it on several processes. Hugging Face Accelerate places
-the model on the device, runs autocast (bf16) or loss scaling (fp16), and all-reduces gradients
-when several processes train together.
+the model on the device and, when several processes train together, wraps it for PyTorch DDP
+(gradients all-reduced). Mixed precision is done here, as in notebook 03's loop: autocast in bf16,
+or fp16 with a GradScaler (Accelerate fixes one precision per process; a notebook may want two).
 
 Each optimizer step receives one whole batch and splits it into `accumulation` micro-batches;
 when a micro-batch runs out of memory the step is retried with twice as many, half as large, so
@@ -30,6 +31,7 @@ from torch.utils.data import DataLoader
 
 Batch = dict[str, torch.Tensor]
 CHECKPOINT = "checkpoint.pt"
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtype of each
 
 
 @dataclass(frozen=True)
@@ -118,14 +120,19 @@ class Trainer:
         checkpoint_dir: Path | None = None,
         accelerator: Accelerator | None = None,
     ) -> None:
-        mixed = {"fp32": "no", "bf16": "bf16", "fp16": "fp16"}[config.precision]
-        self.accelerator = accelerator or Accelerator(mixed_precision=mixed)
+        if config.precision not in PRECISIONS:
+            raise ValueError(f"Unknown precision {config.precision!r}: choose one of {', '.join(PRECISIONS)}.")
+        self.accelerator = accelerator or Accelerator()
         self.config, self.loss_fn, self.checkpoint_dir = config, loss_fn, checkpoint_dir
-        optimizer = make_optimizer(model, config.learning_rate, config.weight_decay)
+        self.model = self.accelerator.prepare_model(model)  # on the device; DDP-wrapped on several processes
+        device_type = self.accelerator.device.type
+        self.dtype = PRECISIONS[config.precision]
+        self.scaler = torch.amp.GradScaler(device_type, enabled=config.precision == "fp16")
+        self.optimizer = make_optimizer(model, config.learning_rate, config.weight_decay)
         warmup = max(1, round(config.warmup_fraction * config.steps))
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_then_decay(s, warmup, config.steps))
-        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
-        self.schedule = schedule  # stepped here once per optimizer step, not by Accelerate
+        self.schedule = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda step: warmup_then_decay(step, warmup, config.steps)
+        )
         self.step, self.epoch, self.batch_index, self.accumulation = 0, 0, 0, config.accumulation
         self.history: list[dict] = []
         self.fingerprint = dataclasses.asdict(config)
@@ -135,14 +142,13 @@ class Trainer:
         """Write model, optimizer, schedule, loss scale and position in the data in one atomic file."""
         if self.checkpoint_dir is None or not self.accelerator.is_main_process:
             return
-        scaler = self.accelerator.scaler
         state = {
             "fingerprint": self.fingerprint,
             "position": (self.step, self.epoch, self.batch_index, self.accumulation),
             "model": self.accelerator.unwrap_model(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None,
+            "scaler": self.scaler.state_dict(),
             "history": self.history,
         }
         atomic_save(state, self.checkpoint_dir / CHECKPOINT)
@@ -159,8 +165,7 @@ class Trainer:
         self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
-        if state["scaler"] is not None and self.accelerator.scaler is not None:
-            self.accelerator.scaler.load_state_dict(state["scaler"])
+        self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch, self.batch_index, self.accumulation = state["position"]
         self.history = state["history"]
         return True
@@ -181,9 +186,9 @@ class Trainer:
             weight = len(next(iter(micro.values()))) / rows
             last = i == len(micro_batches) - 1
             with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
-                with self.accelerator.autocast():
+                with torch.autocast(self.accelerator.device.type, dtype=self.dtype, enabled=self.dtype is not None):
                     loss = self.loss_fn(self.model, micro)
-                self.accelerator.backward(loss * weight)
+                self.scaler.scale(loss * weight).backward()  # scale() is the identity unless fp16
             total += loss.item() * weight
         return total
 
@@ -206,8 +211,10 @@ class Trainer:
                     ) from None
                 self.accumulation *= 2
                 print(f"Out of memory at step {self.step}: retrying with {self.accumulation} micro-batches per step.")
-        self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
-        self.optimizer.step()
+        self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        self.scaler.step(self.optimizer)  # skipped if fp16 gradients overflowed
+        self.scaler.update()
         self.schedule.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss
@@ -226,6 +233,7 @@ class Trainer:
         data = _batches_from(batches, self.epoch, self.batch_index)
         window: list[float] = []
         started, seen, tokens = time.perf_counter(), 0, 0  # throughput since this call began
+        evaluating = 0.0  # seconds spent in `evaluate`, left out of the training time
         elapsed_before = self.history[-1]["seconds"] if self.history else 0.0
         self.model.train()
         while self.step < config.steps:
@@ -237,19 +245,21 @@ class Trainer:
             tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
             done = self.step == config.steps
             if self.step % config.log_every == 0 or done:
-                seconds = time.perf_counter() - started
+                seconds = time.perf_counter() - started - evaluating
                 entry = {
                     "step": self.step,
                     "epoch": self.epoch,
                     "loss": sum(window) / len(window),
                     "learning_rate": self.schedule.get_last_lr()[0],
-                    "seconds": elapsed_before + seconds,
+                    "seconds": elapsed_before + seconds,  # training only, evaluation excluded
                     "samples_per_second": seen / seconds,
                     "tokens_per_second": tokens / seconds,
                 }
                 if evaluate is not None and (done or (config.eval_every and self.step % config.eval_every == 0)):
                     self.model.eval()
+                    before = time.perf_counter()
                     entry.update(evaluate(self.accelerator.unwrap_model(self.model)))
+                    evaluating += time.perf_counter() - before
                     self.model.train()
                 self.history.append(entry)
                 window = []

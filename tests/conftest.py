@@ -23,8 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 
 
-def notebook_definitions(notebook: str, names: list[str]) -> dict:
-    """Return the functions, classes and constants called `names` as a committed notebook defines them."""
+def notebook_definitions(notebook: str, names: list[str], **imports: object) -> dict:
+    """Return the functions, classes and constants called `names` as a committed notebook defines them.
+
+    `imports` are the names those definitions use that the notebook imported from helpers.
+    """
     cells = json.loads((NOTEBOOKS / notebook).read_text())["cells"]
     nodes = []
     for cell in cells:
@@ -39,6 +42,7 @@ def notebook_definitions(notebook: str, names: list[str]) -> dict:
     found = {n.name if hasattr(n, "name") else n.targets[0].id for n in nodes}
     assert found == set(names), f"{notebook} does not define {set(names) - found}"
     namespace = {"math": math, "torch": torch, "nn": nn, "F": F, "string": string, "unicodedata": unicodedata}
+    namespace.update(imports)
     exec(compile(ast.Module(body=nodes, type_ignores=[]), notebook, "exec"), namespace)
     return {name: namespace[name] for name in names}
 

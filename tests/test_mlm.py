@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import StubTokenizer, tiny_model
+from conftest import StubTokenizer, notebook_definitions, tiny_model
 from transformers import AutoTokenizer, DataCollatorForLanguageModeling
 
 from helpers.mlm import (
@@ -26,6 +26,14 @@ def test_blocks_have_the_block_size_and_keep_every_token_in_order():
     assert all(len(b) == 5 for b in blocks)
     with pytest.raises(ValueError, match="no room"):
         group_into_blocks(texts, block_size=2, cls_id=1, sep_id=2)
+
+
+def test_the_notebook_blocks_are_the_helper_blocks():
+    from_notebook = notebook_definitions("03_mlm_finetuning.ipynb", ["group_into_blocks"])["group_into_blocks"]
+    texts = torch.randint(5, 100, (30,)).split([1, 7, 3, 9, 10])
+    texts = [t.tolist() for t in texts]
+    for block_size in (3, 4, 8, 16):
+        assert from_notebook(texts, block_size, 1, 2) == group_into_blocks(texts, block_size, 1, 2)
 
 
 def test_masked_only_loss_equals_the_full_vocabulary_loss():

@@ -56,3 +56,9 @@ def test_a_failing_source_leaves_the_committed_notebook_unchanged(tmp_path, monk
         builder.build(["09"])
     assert (tmp_path / "09_broken.ipynb").read_text() == "committed"
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_building_a_notebook_also_builds_the_ones_it_reads_from():
+    assert builder.with_prerequisites(["04"]) == ["03", "04"]
+    assert builder.with_prerequisites(["01", "04_imdb"]) == ["01", "03", "04_imdb"]
+    assert builder.with_prerequisites([]) == []

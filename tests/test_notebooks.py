@@ -15,6 +15,9 @@ SOURCE_FILES = sorted(SOURCES.glob("[0-9]*.py"))
 REQUIRED = {
     "01_attention": ({"max_abs_diff_vs_sdpa", "max_abs_diff_vs_model_layer"}, 3),
     "02_tokenization": ({"wordpiece_match_rate", "reviews", "padding_efficiency_512", "fast_vs_scratch_speedup"}, 2),
+    "03_mlm_finetuning": ({"perplexity_before", "perplexity_after", "masked_only_step_speedup"}, 1),
+    "04_imdb_classification": ({"accuracy", "f1", "baseline_accuracy", "test_size", "train_seconds",
+                                "adapted_encoder_accuracy", "samples_per_second"}, 4),
 }
 
 
@@ -72,3 +75,22 @@ def test_committed_outputs_are_a_clean_cpu_run_with_figures_and_a_summary(source
     summary = json.loads(last_lines[-1].removeprefix("SUMMARY "))
     assert summary["profile"] == "cpu" and summary["notebook"] == source.stem
     assert keys | {"model", "seconds"} <= set(summary)
+
+
+def committed_summary(stem: str) -> dict:
+    notebook = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
+    cells = [c for c in notebook.cells if c.cell_type == "code"]
+    last = "".join(o.get("text", "") for o in cells[-1].outputs).strip().splitlines()[-1]
+    return json.loads(last.removeprefix("SUMMARY "))
+
+
+def test_committed_mlm_run_meets_its_goal():
+    summary = committed_summary("03_mlm_finetuning")
+    assert summary["perplexity_after"] * 100 <= summary["perplexity_before"]
+    assert summary["masked_only_step_speedup"] > 1 and summary["seconds"] < 8 * 60
+
+
+def test_committed_classifier_beats_the_baseline_and_used_notebook_03s_encoder():
+    summary = committed_summary("04_imdb_classification")
+    assert summary["accuracy"] > summary["baseline_accuracy"] and summary["test_size"] == 1000
+    assert summary["adapted_encoder_accuracy"] is not None, "build 04 together with 03 (make notebooks NB=04 does)"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import StubTokenizer, tiny_model
+from conftest import StubTokenizer, notebook_definitions, tiny_model
 from torch.utils.data import DataLoader
 from transformers import DataCollatorForLanguageModeling
 
 from helpers.mlm import masked_only_loss
-from helpers.training import CHECKPOINT, TrainConfig, Trainer, split_batch, warmup_then_decay
+from helpers.training import CHECKPOINT, PRECISIONS, TrainConfig, Trainer, split_batch, warmup_then_decay
 
 
 def loader_for(epoch: int) -> DataLoader:
@@ -108,3 +108,22 @@ def test_empty_training_data_is_a_clear_error():
     trainer = Trainer(tiny_model(), masked_only_loss, TrainConfig(steps=1, learning_rate=1e-3))
     with pytest.raises(ValueError, match="no batches"):
         trainer.fit(lambda epoch: [])
+
+
+def test_the_notebook_loop_and_the_helper_end_with_the_same_weights():
+    train_by_hand = notebook_definitions("03_mlm_finetuning.ipynb", ["train_by_hand"],
+                                         warmup_then_decay=warmup_then_decay, masked_only_loss=masked_only_loss)
+    batches = list(loader_for(0))
+    config = TrainConfig(steps=4, learning_rate=1e-3, warmup_fraction=0.25, seed=5, log_every=1)
+    by_hand = tiny_model()
+    losses = train_by_hand["train_by_hand"](by_hand, batches, steps=4, learning_rate=1e-3, warmup_fraction=0.25, seed=5)
+    helper = Trainer(tiny_model(), masked_only_loss, config)
+    history = helper.fit(lambda epoch: batches)
+    assert [h["loss"] for h in history] == pytest.approx(losses, rel=1e-6)
+    for (name, a), b in zip(by_hand.named_parameters(), helper.model.parameters()):
+        torch.testing.assert_close(a, b, msg=name)
+
+
+def test_unknown_precision_is_a_clear_error():
+    with pytest.raises(ValueError, match="Unknown precision 'fp8': choose one of " + ", ".join(PRECISIONS)):
+        Trainer(tiny_model(), masked_only_loss, TrainConfig(steps=1, learning_rate=1e-3, precision="fp8"))

@@ -1,0 +1,601 @@
+# %% [markdown]
+# # 03 · Masked-language-model fine-tuning: teaching BERT the language of movie reviews
+#
+# {{COLAB_BADGE}}
+#
+# **What you will learn.** BERT was pretrained on Wikipedia and books. Before we ask it to judge
+# movie reviews (notebook 04) we let it read reviews with the objective it was pretrained with:
+# hide some tokens and make it guess them. We build the masking by hand, check it against the
+# `transformers` collator, cut the reviews into blocks, measure held-out *perplexity* with a mask
+# drawn once, write the training loop out (AdamW, warm-up and decay, gradient clipping, mixed
+# precision), make it faster by projecting only the masked positions onto the vocabulary, train,
+# and save the adapted encoder for notebook 04. Training writes checkpoints: if Colab disconnects,
+# re-run the training cell and it resumes where it stopped.
+#
+# **What you need.** A CPU is enough at the `cpu` profile: measured on 2 cores, about
+# 3 minutes; the kernel's resident memory peaked at 5.8 GB (sampled every second).
+# The `gpu` profile trains `bert-base-uncased` for 1,000 steps of 64 blocks of 256 tokens
+# (16 M tokens) on IMDB's train and unlabelled reviews; its time is printed by the training cell
+# on the card at hand (not measured by us yet: no GPU was available when this was written).
+
+# %% [markdown]
+# As in every notebook, the first cell picks the device and the profile and prints the versions.
+
+# %%
+import copy
+import math
+import re
+import tempfile
+import time
+from collections import Counter
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from transformers import AutoTokenizer, BertForMaskedLM, DataCollatorForLanguageModeling
+
+from helpers.batching import random_batches
+from helpers.data import load_reviews
+from helpers.mlm import fill_mask, fixed_eval_batches, full_vocabulary_loss, masked_only_loss, perplexity
+from helpers.models import adapted_encoder_dir, load_pretrained, save_atomically
+from helpers.plotting import LiveCurve
+from helpers.profile import work_dir
+from helpers.session import print_summary, start_notebook
+from helpers.training import TrainConfig, Trainer, make_optimizer, step_seed, warmup_then_decay
+
+session = start_notebook()
+profile, device = session.profile, session.device
+tokenizer = load_pretrained(AutoTokenizer, profile)
+
+# %% [markdown]
+# ## 1. The objective, by hand
+#
+# Masked-language modelling (Devlin et al., 2019): choose 15 % of the tokens of a text. Of the
+# chosen ones, 80 % are replaced by `[MASK]`, 10 % by a random token and 10 % are left as they
+# are; the model must predict the original token at every chosen position. The loss is computed
+# **only** at chosen positions: the label of every other position is `-100`, the value PyTorch's
+# cross-entropy ignores. Why not always `[MASK]`? Because `[MASK]` never occurs when the model is
+# later used; the random and unchanged 20 % force it to keep a good representation of every token.
+#
+# Here is the whole recipe in one function. `special` marks `[CLS]`, `[SEP]` and padding, which
+# are never chosen.
+
+# %%
+def mask_tokens(input_ids, special, mask_id, vocab_size, probability=0.15, generator=None):
+    """Return (inputs, labels): `probability` of the non-special tokens chosen, 80/10/10 replaced."""
+    chosen = (torch.rand(input_ids.shape, generator=generator) < probability) & ~special
+    labels = input_ids.masked_fill(~chosen, -100)  # loss only where a token was chosen
+    roll = torch.rand(input_ids.shape, generator=generator)  # one die per position decides what happens
+    inputs = input_ids.masked_fill(chosen & (roll < 0.8), mask_id)  # 80 %: [MASK]
+    random_tokens = torch.randint(vocab_size, input_ids.shape, generator=generator)
+    swap = chosen & (roll >= 0.8) & (roll < 0.9)  # 10 %: a random token; the last 10 % stay as they are
+    inputs = torch.where(swap, random_tokens, inputs)
+    return inputs, labels
+
+
+# %% [markdown]
+# On one review-like sentence, with a high masking rate so that every case shows up:
+
+# %%
+sentence = "The cinematography was stunning, but the screenwriter overdid the melodrama and the ending was unwatchable."
+ids = torch.tensor(tokenizer(sentence)["input_ids"])
+special = torch.tensor(tokenizer.get_special_tokens_mask(ids.tolist(), already_has_special_tokens=True)).bool()
+inputs, labels = mask_tokens(ids, special, tokenizer.mask_token_id, len(tokenizer), probability=0.5,
+                             generator=torch.Generator().manual_seed(3))
+table = pd.DataFrame({
+    "token": tokenizer.convert_ids_to_tokens(ids),
+    "model sees": tokenizer.convert_ids_to_tokens(inputs),
+    "label": [tokenizer.convert_ids_to_tokens(int(t)) if t >= 0 else "-100 (no loss)" for t in labels],
+})
+print(table.to_string())
+
+# %% [markdown]
+# With the real rate of 15 % and many tokens, the shares must come out as the recipe says. We mask
+# the sentence repeated 20,000 times (400,000 tokens) and count.
+
+# %%
+many = ids[1:-1].repeat(20_000)  # 400k non-special tokens
+none_special = torch.zeros_like(many, dtype=torch.bool)
+inputs, labels = mask_tokens(many, none_special, tokenizer.mask_token_id, len(tokenizer),
+                             generator=torch.Generator().manual_seed(0))
+chosen = labels != -100
+shares = {
+    "chosen / all": chosen.float().mean().item(),
+    "[MASK] / chosen": (inputs[chosen] == tokenizer.mask_token_id).float().mean().item(),
+    "unchanged / chosen": (inputs[chosen] == many[chosen]).float().mean().item(),
+    "other token / chosen": ((inputs[chosen] != many[chosen]) & (inputs[chosen] != tokenizer.mask_token_id))
+    .float().mean().item(),
+}
+for name, value in shares.items():
+    print(f"{name:<22} {value:.3f}")
+assert abs(shares["chosen / all"] - 0.15) < 0.005
+assert abs(shares["[MASK] / chosen"] - 0.8) < 0.01
+assert abs(shares["unchanged / chosen"] - 0.1) < 0.01 and abs(shares["other token / chosen"] - 0.1) < 0.01
+
+# %% [markdown]
+# ### The same with `DataCollatorForLanguageModeling`
+#
+# `transformers` ships this recipe as a *collator*: the function a `DataLoader` calls to turn a
+# list of examples into a batch. It pads, finds the special tokens itself and draws a new mask
+# every time it is called, so each epoch sees different masks. We check it draws the same shares.
+
+# %%
+collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15)
+torch.manual_seed(0)
+batch = collator([{"input_ids": ids.tolist()} for _ in range(20_000)])
+chosen = batch["labels"] != -100
+original = ids.expand(20_000, -1)
+collator_shares = {
+    "chosen / all": (chosen.sum() / (~special).sum() / 20_000).item(),
+    "[MASK] / chosen": (batch["input_ids"][chosen] == tokenizer.mask_token_id).float().mean().item(),
+    "unchanged / chosen": (batch["input_ids"][chosen] == original[chosen]).float().mean().item(),
+}
+for name, value in collator_shares.items():
+    print(f"{name:<22} {value:.3f}   (ours: {shares[name]:.3f})")
+    assert abs(value - shares[name]) < 0.01
+assert not chosen[:, 0].any() and not chosen[:, -1].any(), "[CLS] and [SEP] are never chosen"
+
+# %% [markdown]
+# **Whole-word masking** is an option of the same collator in transformers 5 (there is no separate
+# class any more): when one piece of a word is chosen, all its pieces are, so the model cannot
+# guess `##watch` and `##able` from a visible `un`. It needs each token's character offsets to
+# know which pieces form a word. Three draws of the same sentence: every chosen word is masked whole.
+
+# %%
+whole_words = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.3, whole_word_mask=True)
+encoded = tokenizer(sentence, return_offsets_mapping=True)
+tokens = tokenizer.convert_ids_to_tokens(encoded["input_ids"])
+pieces = [i for i, t in enumerate(tokens) if t.startswith("##")]  # continuations: over ##di ##d, un ##watch ##able
+chosen_pieces = 0
+for seed in range(3):
+    torch.manual_seed(seed)
+    labels = whole_words([encoded])["labels"][0]
+    print(" ".join(t if label == -100 else f"[{t}]" for t, label in zip(tokens, labels.tolist())))
+    assert all((labels[i] == -100) == (labels[i - 1] == -100) for i in pieces), "a word was masked in part"
+    chosen_pieces += sum(int(labels[i] != -100) for i in pieces)
+assert chosen_pieces > 0
+
+# %% [markdown]
+# ## 2. Data: reviews cut into blocks
+#
+# BERT reads fixed-size inputs. Instead of padding every review (notebook 02 showed how much compute
+# that wastes), MLM fine-tuning concatenates all the text, a `[SEP]` after each review, and cuts the
+# stream into blocks of the same length, each framed by `[CLS] ... [SEP]`. No padding at all; a
+# review may run over two blocks, which is fine for learning words from their context.
+#
+# The held-out text must be other *reviews*, not other blocks of the same reviews, or the model
+# would be scored on sentences it has read. We train on the training split (at the `gpu` profile
+# also on IMDB's 50,000 unlabelled reviews) and measure on reviews of the test split, leaving out
+# any test review that also occurs, word for word, in the training text (IMDB has a few such
+# duplicates). Notebook 04 never trains on test reviews either.
+
+# %%
+def group_into_blocks(token_ids, block_size, cls_id, sep_id):
+    """Concatenate tokenized texts ([SEP] after each) and cut the stream into [CLS] ... [SEP] blocks."""
+    stream = [token for ids in token_ids for token in [*ids, sep_id]]
+    body = block_size - 2  # room for [CLS] and [SEP]
+    return [[cls_id, *stream[i:i + body], sep_id] for i in range(0, len(stream) - body + 1, body)]
+
+
+splits = load_reviews(profile)
+train_texts = list(splits["train"]["text"])
+if "unsupervised" in splits:  # the Hub's 50,000 unlabelled reviews (gpu profile)
+    train_texts += list(splits["unsupervised"]["text"])
+seen = set(train_texts)
+unseen = [text for text in splits["test"]["text"] if text not in seen]  # IMDB repeats a few reviews verbatim
+eval_texts = unseen[:math.ceil(profile.mlm_eval_blocks * profile.mlm_block_size / 100)]  # ~100+ tokens each
+print(f"{len(splits['test']) - len(unseen)} test review(s) also occur in the training text: left out")
+
+start = time.perf_counter()
+tokenize = lambda texts: tokenizer(texts, add_special_tokens=False)["input_ids"]  # noqa: E731
+block_size = profile.mlm_block_size
+train_blocks = group_into_blocks(tokenize(train_texts), block_size, tokenizer.cls_token_id, tokenizer.sep_token_id)
+eval_blocks = group_into_blocks(tokenize(eval_texts), block_size, tokenizer.cls_token_id, tokenizer.sep_token_id)
+eval_blocks = eval_blocks[:profile.mlm_eval_blocks]
+print(f"training text : {len(train_texts):,} reviews -> {len(train_blocks):,} blocks of {block_size} tokens")
+print(f"held-out text : {len(eval_texts):,} reviews -> {len(eval_blocks):,} blocks")
+print(f"first block   : {tokenizer.decode(train_blocks[0])[:160]} ...")
+assert len(eval_blocks) == profile.mlm_eval_blocks and {len(b) for b in train_blocks + eval_blocks} == {block_size}
+
+# %% [markdown]
+# ## 3. A fixed evaluation mask
+#
+# The collator draws new masks on every call, so the held-out loss would change from one
+# measurement to the next even for the same model. For a number we can compare before and after
+# training (and that nbval can compare between runs) we mask the held-out blocks **once**, with a
+# seed, and keep those batches. `helpers.mlm.fixed_eval_batches` does this without disturbing the
+# notebook's random generator.
+#
+# The score is **perplexity**: the exponential of the mean cross-entropy over the masked tokens. A
+# perplexity of 100 means the model is as unsure as if it picked uniformly among 100 tokens; a
+# model that knows nothing over BERT's 30,522 tokens scores about 30,522.
+
+# %%
+eval_batches = fixed_eval_batches(eval_blocks, collator, batch_size=32, seed=profile.seed)
+again = fixed_eval_batches(eval_blocks, collator, batch_size=32, seed=profile.seed)
+masked_tokens = sum(int((b["labels"] != -100).sum()) for b in eval_batches)
+print(f"{len(eval_batches)} held-out batches, {masked_tokens:,} masked tokens to predict")
+assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(eval_batches, again))
+
+# %% [markdown]
+# ## 4. Before training
+#
+# We load the profile's model with an MLM head. **At the `cpu` profile the head starts new:**
+# all-MiniLM-L6-v2 was distilled into a sentence encoder and ships no MLM head, so
+# `BertForMaskedLM` adds one (a dense layer, a LayerNorm and a bias over the vocabulary; the
+# projection onto the vocabulary is tied to the input embeddings, which are trained). Its guesses
+# start as noise, and the perplexity starts far above the uniform 30,522. At the `gpu` profile
+# `bert-base-uncased` brings its pretrained head, and starts low.
+#
+# We switch attention dropout off. On a CPU, dropout on the attention weights forces PyTorch's
+# fused attention onto a slow path that draws a mask over the whole attention matrix; the
+# measured cost was 2x per step, for no gain in quality.
+
+# %%
+torch.manual_seed(profile.seed)  # the new head's initial weights do not depend on the cells above
+model = load_pretrained(BertForMaskedLM, profile, attention_probs_dropout_prob=0.0).to(device)
+pretrained_state = copy.deepcopy(model.state_dict())  # to start the side experiments from the same point
+perplexity_before = perplexity(model, eval_batches, device)
+print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters")
+print(f"held-out perplexity before training: {perplexity_before:,.0f}")
+
+# %% [markdown]
+# What does the model guess for a few review-like prompts? The top 5 tokens for each `[MASK]`:
+
+# %%
+prompts = [
+    "this movie was [MASK].",
+    "the acting was [MASK] and the plot was boring.",
+    "i would [MASK] recommend this film to anyone.",
+    "one of the best [MASK] i have ever seen.",
+    "the special [MASK] were terrible.",
+    "the [MASK] of this film is beautiful.",
+]
+guesses_before = fill_mask(model, tokenizer, prompts)
+print(pd.DataFrame({"prompt": prompts, "top 5 before": [" ".join(g) for g in guesses_before]}).to_string())
+
+# %% [markdown]
+# ## 5. A faster loss: project only the masked positions
+#
+# `BertForMaskedLM` turns *every* position's hidden state into 30,522 vocabulary scores, then
+# throws away the 85 % whose label is `-100`. At 32 blocks of 128 tokens that is a
+# 4,096 x 30,522 matrix (500 MB in fp32) when only about 600 rows are used. `helpers.mlm.masked_only_loss`
+# runs the encoder, picks the hidden states of the chosen positions, and projects only those:
+#
+# ```python
+# hidden = model.bert(input_ids=..., attention_mask=...).last_hidden_state   # (B, T, d_model)
+# chosen = batch["labels"] != -100                                         # (B, T)
+# logits = model.cls(hidden[chosen])                                       # (n_chosen, vocab)
+# loss = F.cross_entropy(logits.float(), batch["labels"][chosen])
+# ```
+#
+# The loss is the same number (the discarded rows never entered it); we check that, then time a
+# forward and backward pass of each on the same half training batch (the full-vocabulary pass
+# holds several copies of those logits at once), alternating so that both see the same machine load.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+timing_blocks = train_blocks[:profile.mlm_batch_size // 2]  # half a batch: the full logits are large
+batch = {k: v.to(device) for k, v in collator([{"input_ids": b} for b in timing_blocks]).items()}
+model.train()
+torch.manual_seed(0)
+full = full_vocabulary_loss(model, batch)
+torch.manual_seed(0)
+masked_only = masked_only_loss(model, batch)
+torch.testing.assert_close(masked_only, full, rtol=1e-4, atol=1e-4)
+
+
+def timed_step(loss_fn):
+    """Return the seconds of one forward and backward pass."""
+    model.zero_grad(set_to_none=True)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    loss_fn(model, batch).backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
+
+
+times = {"full vocabulary": [], "masked only": []}
+for repeat in range(6):  # the first round is a warm-up and is dropped
+    times["full vocabulary"].append(timed_step(full_vocabulary_loss))
+    times["masked only"].append(timed_step(masked_only_loss))
+median = {name: sorted(t[1:])[len(t[1:]) // 2] for name, t in times.items()}
+masked_only_step_speedup = median["full vocabulary"] / median["masked only"]
+model.zero_grad(set_to_none=True)
+print(f"loss: full vocabulary {full.item():.4f}, masked only {masked_only.item():.4f}")
+for name, seconds in median.items():
+    print(f"{name:<16} {seconds * 1000:7.0f} ms per forward + backward (median of 5)")
+print(f"masked-only speed-up: {masked_only_step_speedup:.2f}x")
+assert masked_only_step_speedup > 1.0
+
+# %% [markdown]
+# ## 6. The training loop, written out
+#
+# Everything a good fine-tuning loop does, in one function:
+#
+# - **AdamW** with weight decay on the weight matrices only (decaying biases and LayerNorm gains
+#   only hurts);
+# - a **learning rate that rises linearly** over the first 6 % of the steps (warm-up: Adam's
+#   moment estimates are poor at first, and large early steps would wreck the pretrained weights)
+#   **and then falls linearly** to zero;
+# - **gradient clipping** to a global norm of 1, against the occasional exploding batch;
+# - **mixed precision** on a GPU: the forward pass under `torch.autocast` in bf16 (A100, H100) or
+#   fp16 (T4). fp16 has so few exponent bits that small gradients underflow to zero, so the loss is
+#   multiplied by a large factor before `backward` and the gradients divided by it before the
+#   step (`GradScaler`, which also skips steps whose gradients overflowed). bf16 has fp32's exponent
+#   range and needs no scaling. On the CPU both are off (`enabled=False`);
+# - a seed per step, so that the masks and dropout of step *n* are the same whether or not the run
+#   was interrupted and resumed (section 8).
+
+# %%
+def train_by_hand(model, batches, steps, learning_rate, precision="fp32", warmup_fraction=0.06,
+                  weight_decay=0.01, max_grad_norm=1.0, seed=0):
+    """Train `model` for `steps` batches drawn from the iterable `batches`; return the losses."""
+    decay = [p for p in model.parameters() if p.ndim >= 2]  # weight matrices and embeddings
+    no_decay = [p for p in model.parameters() if p.ndim < 2]  # biases and LayerNorm gains
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=learning_rate)
+    warmup = max(1, round(warmup_fraction * steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: warmup_then_decay(step, warmup, steps))
+    device = next(model.parameters()).device
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    losses, data = [], iter(batches)
+    model.train()
+    for step in range(steps):
+        torch.manual_seed(seed * 1_000_003 + step)  # = helpers.training.step_seed(seed, step)
+        batch = {k: v.to(device) for k, v in next(data).items()}
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            loss = masked_only_loss(model, batch)
+        scaler.scale(loss).backward()  # scale() is the identity when fp16 is off
+        scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        scaler.step(optimizer)  # skipped if fp16 gradients overflowed
+        scaler.update()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    return losses
+
+
+# %% [markdown]
+# `warmup_then_decay` is the schedule from `helpers.training`: here it is over 100 steps.
+
+# %%
+print("step:      ", " ".join(f"{s:>5}" for s in (0, 2, 5, 6, 25, 50, 75, 99)))
+print("multiplier:", " ".join(f"{warmup_then_decay(s, 6, 100):5.2f}" for s in (0, 2, 5, 6, 25, 50, 75, 99)))
+
+# %% [markdown]
+# `helpers.training.Trainer` is this loop plus what a long run needs: checkpoints and resume,
+# micro-batches (gradient accumulation) that halve by themselves when a batch runs out of GPU
+# memory, Hugging Face Accelerate for device placement, mixed precision and several processes
+# (notebook 05), and a history for plots. A loop nobody checks drifts, so we run both for three
+# steps on the same batches from the same weights and compare the weights they end with.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+check_batches = [collator([{"input_ids": b} for b in train_blocks[i:i + 8]]) for i in range(0, 24, 8)]
+check_config = TrainConfig(steps=3, learning_rate=profile.mlm_learning_rate, seed=profile.seed, log_every=1)
+
+by_hand = copy.deepcopy(model)
+hand_losses = train_by_hand(by_hand, check_batches, steps=3, learning_rate=check_config.learning_rate,
+                            seed=check_config.seed)
+with_helper = copy.deepcopy(model)
+helper_history = Trainer(with_helper, masked_only_loss, check_config).fit(lambda epoch: check_batches)
+worst = max((a - b).abs().max().item() for a, b in zip(by_hand.parameters(), with_helper.parameters()))
+print("losses by hand    :", [round(x, 4) for x in hand_losses])
+print("losses with helper:", [round(h["loss"], 4) for h in helper_history])
+print(f"largest parameter difference after 3 steps: {worst:.1e}")
+assert worst < 1e-5
+assert all(math.isclose(h["loss"], loss, rel_tol=1e-5) for h, loss in zip(helper_history, hand_losses))
+del by_hand, with_helper
+
+# %% [markdown]
+# ## 7. Training
+#
+# Now the real run, with the settings of the profile. All blocks have the same length, so the
+# length-grouped batches of notebook 02 have nothing to group here (they matter in notebook 04);
+# each epoch simply shuffles the blocks, with a seed per epoch. The collator masks each batch when
+# the step draws it. Every 25 steps the helper measures held-out perplexity on the fixed mask;
+# the curve below is redrawn as training goes.
+#
+# Checkpoints go to the work folder (`$TUTORIAL_WORKDIR`, by default `~/.cache/bert-imdb-tutorial`).
+# **If the run is interrupted, re-run this cell**: it resumes from the last checkpoint and ends
+# with exactly the weights an unbroken run would have (a unit test checks this). A finished run is
+# loaded instead of being repeated; delete the folder printed below to train again.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def training_batches(epoch):
+    """One epoch of shuffled blocks, masked by the collator as each batch is drawn."""
+    order = random_batches(len(train_blocks), profile.mlm_batch_size, seed=profile.seed + epoch)
+    return DataLoader(train_blocks, batch_sampler=order, collate_fn=lambda rows: collator(
+        [{"input_ids": r} for r in rows]))
+
+
+def held_out_perplexity(model):
+    return {"perplexity": perplexity(model, eval_batches, device)}
+
+
+def report(history):
+    curve(history)
+    last = history[-1]
+    extra = f", held-out perplexity {last['perplexity']:,.1f}" if "perplexity" in last else ""
+    print(f"step {last['step']:>4}/{config.steps}: loss {last['loss']:.3f}, lr {last['learning_rate']:.1e}, "
+          f"{last['samples_per_second']:.1f} blocks/s, {last['seconds']:.0f} s{extra}", flush=True)
+
+
+model.load_state_dict(pretrained_state)
+config = TrainConfig(steps=profile.mlm_steps, learning_rate=profile.mlm_learning_rate,
+                     precision=profile.precision, seed=profile.seed, log_every=max(1, profile.mlm_steps // 20),
+                     checkpoint_every=max(1, profile.mlm_steps // 4), eval_every=max(1, profile.mlm_steps // 4))
+checkpoints = work_dir(profile) / "03_mlm"
+print(f"checkpoints in {checkpoints}")
+curve = LiveCurve("MLM fine-tuning", right="perplexity", right_label="held-out perplexity (log scale)",
+                  right_log=True)
+trainer = Trainer(model, masked_only_loss, config, checkpoint_dir=checkpoints)
+history = trainer.fit(training_batches, evaluate=held_out_perplexity, on_log=report)
+model = trainer.accelerator.unwrap_model(trainer.model)
+train_minutes = history[-1]["seconds"] / 60
+print(f"{config.steps} steps in {train_minutes:.1f} min on {device}")
+
+# %% [markdown]
+# ## 8. After training
+#
+# The same held-out blocks under the same mask, and the same prompts:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+perplexity_after = perplexity(model, eval_batches, device)
+guesses_after = fill_mask(model, tokenizer, prompts)
+print(f"held-out perplexity: {perplexity_before:,.1f} -> {perplexity_after:,.1f} "
+      f"({perplexity_before / perplexity_after:,.0f}x lower)")
+if profile.name == "gpu":
+    print("published anchor (DistilBERT on IMDB, Hugging Face course ch. 7): 21.8 -> 11.3")
+print(pd.DataFrame({"prompt": prompts, "top 5 before": [" ".join(g) for g in guesses_before],
+                    "top 5 after": [" ".join(g) for g in guesses_after]}).to_string())
+
+# %% [markdown]
+# The claims of this notebook, checked. Perplexity must fall: at the `cpu` profile, where the head
+# starts from noise, at least 100-fold; at the `gpu` profile, where BERT already knows English, it
+# simply must fall. And the top guesses must now be the words reviews are made of: one of the
+# 1,000 most frequent words of the training reviews, for at least 5 of the 6 prompts. (The new
+# head's guesses before training are words too, but rare ones, and the same whatever the prompt.)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+review_words = Counter(w for text in train_texts[:5_000] for w in re.findall(r"[a-z]+", text.lower()))
+common = {word for word, _ in review_words.most_common(1_000)}
+common_after = sum(g[0] in common for g in guesses_after)
+common_before = sum(g[0] in common for g in guesses_before)
+print(f"top guesses among the 1,000 most frequent review words: {common_before}/{len(prompts)} before, "
+      f"{common_after}/{len(prompts)} after")
+print(f"different top guesses across the {len(prompts)} prompts: {len({g[0] for g in guesses_before})} before, "
+      f"{len({g[0] for g in guesses_after})} after")
+assert perplexity_after < perplexity_before / (100 if profile.name == "cpu" else 1)
+assert common_after >= len(prompts) - 1
+
+# %% [markdown]
+# ## 9. Save the adapted encoder for notebook 04
+#
+# Notebook 04 needs the encoder, not the MLM head. `model.bert` is a `BertModel`; we save it with
+# its tokenizer in safetensors format, into a fresh folder that replaces the old one only once
+# every file is written (a crash never leaves half a model behind).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+encoder_dir = adapted_encoder_dir(profile)
+save_atomically(model.bert, tokenizer, encoder_dir)
+for path in sorted(encoder_dir.iterdir()):
+    print(f"{path.name:<24} {path.stat().st_size / 1e6:8.1f} MB")
+assert (encoder_dir / "model.safetensors").exists()
+
+# %% [markdown]
+# ## 10. The same with the `Trainer` API
+#
+# Hugging Face's `Trainer` wraps the same ingredients behind `TrainingArguments`: the names map
+# one to one onto our `TrainConfig`. It computes the full-vocabulary loss, so each step is
+# slower and needs more memory; we run three steps of half batches from the pretrained weights
+# to show the call.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+from transformers import Trainer as HFTrainer  # noqa: E402
+from transformers import TrainingArguments  # noqa: E402
+
+with tempfile.TemporaryDirectory() as output_dir:
+    arguments = TrainingArguments(
+        output_dir=output_dir, max_steps=3, per_device_train_batch_size=profile.mlm_batch_size // 2,
+        learning_rate=config.learning_rate, warmup_steps=config.warmup_fraction, lr_scheduler_type="linear",
+        weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm,
+        bf16=profile.precision == "bf16", fp16=profile.precision == "fp16",
+        logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, seed=profile.seed,
+        use_cpu=device.type == "cpu",
+    )
+    stock = load_pretrained(BertForMaskedLM, profile, attention_probs_dropout_prob=0.0)
+    hf_trainer = HFTrainer(model=stock, args=arguments, data_collator=collator,
+                           train_dataset=[{"input_ids": b} for b in train_blocks[:3 * profile.mlm_batch_size // 2]])
+    result = hf_trainer.train()
+print(f"Trainer: 3 steps, {result.metrics['train_runtime']:.1f} s, mean loss {result.training_loss:.3f}")
+del stock, hf_trainer
+
+# %% [markdown]
+# ## 11. Exercises
+#
+# **Exercise 1.** How good is a perplexity of a hundred or two? Compute the perplexity of the
+# simplest model there is: one that ignores the context and always predicts each token with its
+# frequency in the training blocks (add one to every count so no token has probability zero).
+# Score it on the same masked held-out tokens.
+
+# %% tags=["solution"]
+# NBVAL_IGNORE_OUTPUT
+counts = torch.bincount(torch.tensor([t for b in train_blocks for t in b]), minlength=len(tokenizer)).double() + 1
+log_probability = (counts / counts.sum()).log()
+targets = torch.cat([b["labels"][b["labels"] != -100] for b in eval_batches])
+unigram_perplexity = math.exp(-log_probability[targets].mean().item())
+print(f"unigram perplexity {unigram_perplexity:,.0f} vs the adapted model's {perplexity_after:,.1f}")
+assert perplexity_after < unigram_perplexity
+
+# %% [markdown]
+# **Exercise 2.** Mask 40 % of the held-out tokens instead of 15 % (a fixed mask again) and
+# measure the adapted model's perplexity. Is it higher or lower, and why?
+
+# %% tags=["solution"]
+# NBVAL_IGNORE_OUTPUT
+heavy = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.4)
+heavy_perplexity = perplexity(model, fixed_eval_batches(eval_blocks, heavy, 32, seed=profile.seed), device)
+print(f"perplexity with 15 % masked: {perplexity_after:,.1f}; with 40 % masked: {heavy_perplexity:,.1f}")
+assert heavy_perplexity > perplexity_after  # less context is left to guess from
+# %% [markdown]
+# Higher: with 40 % of the tokens hidden, each guess has less context to go on.
+
+# %% [markdown]
+# **Exercise 3.** On 50 held-out reviews, among the words made of several pieces that had at least
+# one piece chosen, what share was masked only *in part*, with token masking and with whole-word
+# masking? Why does whole-word masking make the task harder?
+
+# %% tags=["solution"]
+def partly_masked_share(collate, seed=0):
+    """Return the share of multi-piece words with a chosen piece whose other pieces were not all chosen."""
+    torch.manual_seed(seed)
+    encoded = tokenizer(eval_texts[:50], return_offsets_mapping=True, truncation=True, max_length=block_size,
+                        padding="max_length")
+    labels = collate([{k: encoded[k][i] for k in encoded} for i in range(50)])["labels"].tolist()
+    touched = partly = 0
+    for ids, row in zip(encoded["input_ids"], labels):
+        tokens = tokenizer.convert_ids_to_tokens(ids)
+        starts = [i for i, t in enumerate(tokens) if not t.startswith("##")] + [len(tokens)]
+        for first, end in zip(starts, starts[1:]):
+            chosen = [row[i] != -100 for i in range(first, end)]
+            if end - first > 1 and any(chosen):
+                touched += 1
+                partly += not all(chosen)
+    return partly / touched
+
+
+token_level = partly_masked_share(DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15))
+word_level = partly_masked_share(DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.15, whole_word_mask=True))
+print(f"multi-piece words masked only in part: {token_level:.0%} (token masking), {word_level:.0%} (whole words)")
+assert word_level == 0 and token_level > 0.5
+# %% [markdown]
+# With token masking, a long word is almost always hidden in part, and the visible pieces give
+# the rest away (`un [MASK] ##able`). Whole-word masking hides all of its pieces, so the model must
+# infer the word from the sentence around it.
+
+# %% [markdown]
+# ## Summary
+#
+# The objective, the blocks, the fixed mask and the loop are all a few lines each; what makes the
+# run fast is projecting only masked positions and switching attention dropout off on a CPU.
+# The adapted encoder now waits in the work folder for notebook 04. The line below is what CI
+# records for this notebook.
+
+# %%
+summary = print_summary(
+    session, notebook="03_mlm_finetuning",
+    perplexity_before=round(perplexity_before, 1), perplexity_after=round(perplexity_after, 1),
+    masked_only_step_speedup=round(masked_only_step_speedup, 2), train_minutes=round(train_minutes, 2),
+    steps=config.steps, block_size=block_size,
+)

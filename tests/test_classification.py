@@ -1,0 +1,112 @@
+"""The classifier: mean pooling, encoding, batches, resume, save and reload, classify_reviews."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig
+
+from helpers.classification import (
+    BertForReviewClassification,
+    classification_loss,
+    classify_reviews,
+    encode,
+    pad_batch,
+    predict_probabilities,
+    training_batches,
+)
+from helpers.models import minilm_path, save_atomically
+from helpers.training import TrainConfig, Trainer
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return AutoTokenizer.from_pretrained(minilm_path())
+
+
+def tiny_classifier(vocab_size: int = 30_522) -> BertForReviewClassification:
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64, num_labels=2)
+    return BertForReviewClassification(config)
+
+
+REVIEWS = [f"{'A wonderful, moving film.' if i % 2 else 'Dull and far too long.'} Review number {i}." * (1 + i % 3)
+           for i in range(24)]
+LABELS = [i % 2 for i in range(24)]
+
+
+def test_mean_pooling_ignores_padding():
+    model = tiny_classifier().eval()
+    short, long = [101, 2204, 3185, 102], [101, 2204, 3185, 2001, 2307, 102]
+    batch = pad_batch([short, long], pad_id=0)
+    alone = model(**pad_batch([short], pad_id=0)).logits
+    torch.testing.assert_close(model(**batch).logits[0], alone[0])
+    assert model.bert.pooler is None  # nothing DDP would find without a gradient
+
+
+def test_encode_keeps_head_and_tail_within_max_length(tokenizer):
+    text = "first " + "middle " * 100 + "last"
+    (ids,) = encode(tokenizer, [text], max_length=16)
+    tokens = tokenizer.convert_ids_to_tokens(ids)
+    assert len(ids) == 16 and tokens[:2] == ["[CLS]", "first"] and tokens[-2:] == ["last", "[SEP]"]
+    with pytest.raises(ValueError, match="empty"):
+        encode(tokenizer, [], max_length=16)
+
+
+def test_pad_batch_pads_to_the_longest_and_masks_padding():
+    batch = pad_batch([[5, 6, 7], [8]], pad_id=0, labels=[1, 0])
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]] and batch["labels"].tolist() == [1, 0]
+
+
+def test_training_batches_cover_every_review_once_per_epoch(tokenizer):
+    encoded = encode(tokenizer, REVIEWS, max_length=32)
+    for_epoch = training_batches(encoded, LABELS, batch_size=5, pad_id=0, seed=0)
+    epochs = [[tuple(row) for b in for_epoch(e) for row in b["input_ids"].tolist()] for e in (0, 1)]
+    assert all(len(rows) == 24 for rows in epochs) and epochs[0] != epochs[1]
+    with pytest.raises(ValueError, match="24 encoded reviews but 3 labels"):
+        training_batches(encoded, LABELS[:3], batch_size=5, pad_id=0, seed=0)
+
+
+def test_resumed_classifier_training_matches_an_unbroken_one(tokenizer, tmp_path):
+    batches = training_batches(encode(tokenizer, REVIEWS, max_length=32), LABELS, 4, tokenizer.pad_token_id, seed=1)
+    config = TrainConfig(steps=10, learning_rate=1e-3, log_every=1, checkpoint_every=3)  # 6 batches per epoch
+    unbroken = Trainer(tiny_classifier(), classification_loss, config)
+    unbroken.fit(batches)
+
+    def interrupt(history):
+        if history[-1]["step"] == 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(tiny_classifier(), classification_loss, config, checkpoint_dir=tmp_path).fit(batches, on_log=interrupt)
+    resumed = Trainer(tiny_classifier(), classification_loss, config, checkpoint_dir=tmp_path)
+    resumed.fit(batches)  # from the checkpoint at step 6, the start of epoch 1
+    for a, b in zip(resumed.model.parameters(), unbroken.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_saved_and_reloaded_classifier_predicts_identically(tokenizer, tmp_path):
+    model = tiny_classifier()
+    encoded = encode(tokenizer, REVIEWS, max_length=32)
+    before = predict_probabilities(model, encoded, tokenizer.pad_token_id, batch_size=7)
+    save_atomically(model, tokenizer, tmp_path / "classifier")
+    save_atomically(model, tokenizer, tmp_path / "classifier")  # replacing an existing folder works too
+    reloaded = BertForReviewClassification.from_pretrained(tmp_path / "classifier")
+    assert np.array_equal(predict_probabilities(reloaded, encoded, tokenizer.pad_token_id, batch_size=7), before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classifier"]  # no .partial or .old left behind
+
+
+def test_classify_reviews_keeps_order_and_rejects_blank_input(tokenizer):
+    model = tiny_classifier()
+    answers = classify_reviews(model, tokenizer, REVIEWS[:5], max_length=32, batch_size=2)
+    one_by_one = [classify_reviews(model, tokenizer, [r], max_length=32)[0] for r in REVIEWS[:5]]
+    assert [label for label, _ in answers] == [label for label, _ in one_by_one]
+    assert np.allclose([p for _, p in answers], [p for _, p in one_by_one], atol=1e-5)
+    assert all(label in ("negative", "positive") and 0.5 <= p <= 1 for label, p in answers)
+    with pytest.raises(ValueError, match="review 2 of 2 is blank"):
+        classify_reviews(model, tokenizer, ["fine", "   "], max_length=32)
+    with pytest.raises(ValueError, match="Nothing to classify"):
+        classify_reviews(model, tokenizer, [], max_length=32)
