@@ -17,8 +17,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from helpers.batching import LengthGroupedBatchSampler
 from helpers.tokenization import encode_head_tail
-
-Batch = dict[str, torch.Tensor]
+from helpers.training import PRECISIONS, Batch
 
 
 class BertForReviewClassification(BertForSequenceClassification):
@@ -92,7 +91,7 @@ def predict_probabilities(model: nn.Module, encoded: Sequence[Sequence[int]], pa
     """Return P(positive) for each encoded review, batching reviews of similar length together."""
     model.eval()
     device = next(model.parameters()).device
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+    dtype = PRECISIONS[precision]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     probabilities = np.empty(len(encoded), dtype=np.float64)
     for start in range(0, len(order), batch_size):
