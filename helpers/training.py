@@ -174,22 +174,31 @@ class Trainer:
     def _local_share(self, batch: Batch) -> Batch:
         """Return this process's rows of the global batch (all of them on a single process)."""
         world, rank = self.accelerator.num_processes, self.accelerator.process_index
-        return split_batch(batch, world)[rank] if world > 1 else batch
+        if world == 1:
+            return batch
+        rows = len(next(iter(batch.values())))
+        if rows < world:
+            raise ValueError(f"A batch of {rows} rows cannot be shared by {world} processes: use larger batches.")
+        return split_batch(batch, world)[rank]
 
     def _accumulate(self, batch: Batch) -> float:
         """Add the gradient of the batch, one micro-batch at a time; return the batch's mean loss."""
-        micro_batches = split_batch(self._local_share(batch), self.accumulation)
-        rows = sum(len(next(iter(m.values()))) for m in micro_batches)
+        world = self.accelerator.num_processes
+        rows = len(next(iter(batch.values())))  # of the global batch, over all processes
         total = 0.0
+        micro_batches = split_batch(self._local_share(batch), self.accumulation)
         for i, micro in enumerate(micro_batches):
             micro = {k: v.to(self.accelerator.device) for k, v in micro.items()}
-            weight = len(next(iter(micro.values()))) / rows
+            # DDP averages the processes' gradients; this weight makes the average the global batch's mean
+            weight = len(next(iter(micro.values()))) * world / rows
             last = i == len(micro_batches) - 1
             with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
                 with torch.autocast(self.accelerator.device.type, dtype=self.dtype, enabled=self.dtype is not None):
                     loss = self.loss_fn(self.model, micro)
                 self.scaler.scale(loss * weight).backward()  # scale() is the identity unless fp16
             total += loss.item() * weight
+        if world > 1:  # report the loss of the whole batch, not of this process's rows
+            total = self.accelerator.reduce(torch.tensor(total, device=self.accelerator.device), "mean").item()
         return total
 
     def train_step(self, batch: Batch) -> float:
@@ -239,6 +248,9 @@ class Trainer:
         while self.step < config.steps:
             torch.manual_seed(step_seed(config.seed, self.step))
             self.epoch, index, batch = next(data)
+            if self.accelerator.num_processes > 1:  # every process drew the same batch; dropout differs
+                torch.manual_seed(step_seed(config.seed, self.step) * self.accelerator.num_processes
+                                  + self.accelerator.process_index)
             window.append(self.train_step(batch))
             self.step, self.batch_index = self.step + 1, index + 1
             seen += len(next(iter(batch.values())))

@@ -1,0 +1,107 @@
+"""Data-parallel training with Hugging Face Accelerate: the same function on one process or many.
+
+Introduced in notebook 05. `train_replica` is what every process runs: it builds notebook 04's
+classifier and trains it with `helpers.training.Trainer`, which keeps this process's rows of each
+global batch and lets PyTorch DDP average the gradients across processes. The main process then
+saves the weights and the history in one atomic file. From a notebook, start it with
+`accelerate.notebook_launcher`; from a shell, with `accelerate launch`:
+
+    accelerate launch --multi_gpu --num_processes 2 -m helpers.distributed --out replica.pt
+
+On a machine without GPUs `--multi_gpu` starts CPU processes that talk through gloo; on a
+machine with GPUs the same command puts one process on each GPU (NCCL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from transformers import AutoTokenizer
+
+from helpers.classification import BertForReviewClassification, classification_loss, encode, training_batches
+from helpers.data import load_reviews
+from helpers.models import load_pretrained
+from helpers.profile import get_profile
+from helpers.session import pick_device, quiet_libraries
+from helpers.training import TrainConfig, Trainer, atomic_save
+
+
+@dataclass(frozen=True)
+class ReplicaRun:
+    """A short notebook 04 training run, small enough to repeat on one and on several processes."""
+
+    steps: int = 6
+    batch_size: int = 16  # global batch: rows per optimizer step, summed over all processes
+    accumulation: int = 1  # micro-batches per process and step
+    max_length: int = 128
+    reviews: int = 192  # training reviews used (the first ones of the profile's train split)
+    learning_rate: float = 1e-4
+    precision: str = "fp32"
+    dropout: bool = False  # off for the equality check: each process would draw its own dropout masks
+    seed: int = 0
+
+
+def train_replica(run: ReplicaRun, out: str | os.PathLike) -> None:
+    """Train on this process's share of each batch; the main process writes weights and history to `out`."""
+    profile = get_profile()
+    quiet_libraries(offline=profile.name == "cpu")
+    accelerator = Accelerator(cpu=pick_device().type == "cpu")  # without cpu=True, CPU processes stay apart
+    try:
+        if accelerator.device.type == "cpu":  # share the cores instead of every process using all of them
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // accelerator.num_processes))
+        reviews = load_reviews(profile)["train"].select(range(run.reviews))
+        tokenizer = load_pretrained(AutoTokenizer, profile)
+        encoded = encode(tokenizer, reviews["text"], run.max_length)
+        dropout = {} if run.dropout else {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+        torch.manual_seed(run.seed)  # the same new classifier head in every process
+        model = load_pretrained(BertForReviewClassification, profile, num_labels=2, **dropout)
+        config = TrainConfig(steps=run.steps, learning_rate=run.learning_rate, precision=run.precision,
+                             accumulation=run.accumulation, seed=run.seed, log_every=1)
+        trainer = Trainer(model, classification_loss, config, accelerator=accelerator)
+        batches = training_batches(encoded, reviews["label"], run.batch_size, tokenizer.pad_token_id, run.seed)
+        history = trainer.fit(batches)
+        if accelerator.is_main_process:
+            weights = {k: v.detach().cpu() for k, v in accelerator.unwrap_model(trainer.model).state_dict().items()}
+            atomic_save({"processes": accelerator.num_processes, "run": dataclasses.asdict(run),
+                         "history": history, "weights": weights}, Path(out))
+        accelerator.wait_for_everyone()
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)  # a later launch starts from scratch
+
+
+def max_abs_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """Return the largest absolute difference between two state dicts with the same keys."""
+    if a.keys() != b.keys():
+        raise ValueError("The two runs saved different parameters.")
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run `train_replica` in this process (accelerate launch starts many)."""
+    defaults = ReplicaRun()
+    parser = argparse.ArgumentParser(prog="python -m helpers.distributed", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="file for the main process's weights and history")
+    for field in dataclasses.fields(ReplicaRun):
+        flag = "--" + field.name.replace("_", "-")
+        if field.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=getattr(defaults, field.name))
+        else:
+            parser.add_argument(flag, type=type(getattr(defaults, field.name)), default=getattr(defaults, field.name))
+    args = vars(parser.parse_args(argv))
+    out = Path(args.pop("out"))
+    if not out.parent.is_dir():
+        parser.error(f"the folder {out.parent} does not exist")
+    train_replica(ReplicaRun(**args), out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
