@@ -47,13 +47,14 @@ class ReplicaRun:
     precision: str = "fp32"
     dropout: bool = False  # off for the equality check: each process would draw its own dropout masks
     seed: int = 0
+    cpu: bool = False  # CPU processes talking through gloo even where there are GPUs
 
 
 def train_replica(run: ReplicaRun, out: str | os.PathLike) -> None:
     """Train on this process's share of each batch; the main process writes weights and history to `out`."""
     profile = get_profile()
     quiet_libraries(offline=profile.name == "cpu")
-    accelerator = Accelerator(cpu=pick_device().type == "cpu")  # without cpu=True, CPU processes stay apart
+    accelerator = Accelerator(cpu=run.cpu or pick_device().type == "cpu")  # CPU processes need cpu=True to meet
     try:
         if accelerator.device.type == "cpu":  # share the cores instead of every process using all of them
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // accelerator.num_processes))

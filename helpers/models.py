@@ -66,6 +66,11 @@ def adapted_encoder_dir(profile: Profile) -> Path:
     return work_dir(profile) / "mlm-encoder"
 
 
+def classifier_dir(profile: Profile) -> Path:
+    """Return the folder where notebook 04 saves the trained classifier (notebook 05 serves it)."""
+    return work_dir(profile) / "classifier"
+
+
 def save_atomically(model, tokenizer, folder: Path) -> None:
     """Save model (safetensors) and tokenizer into a fresh folder, then swap it into place."""
     folder = Path(folder)

@@ -18,6 +18,8 @@ REQUIRED = {
     "03_mlm_finetuning": ({"perplexity_before", "perplexity_after", "masked_only_step_speedup"}, 1),
     "04_imdb_classification": ({"accuracy", "f1", "baseline_accuracy", "test_size", "train_seconds",
                                 "adapted_encoder_accuracy", "samples_per_second"}, 4),
+    "05_scaling_and_serving": ({"processes", "max_abs_param_diff_vs_single", "accuracy_fp32", "accuracy_int8",
+                                "latency_ms_fp32", "latency_ms_int8"}, 0),
 }
 
 
@@ -94,3 +96,9 @@ def test_committed_classifier_beats_the_baseline_and_used_notebook_03s_encoder()
     summary = committed_summary("04_imdb_classification")
     assert summary["accuracy"] > summary["baseline_accuracy"] and summary["test_size"] == 1000
     assert summary["adapted_encoder_accuracy"] is not None, "build 04 together with 03 (make notebooks NB=04 does)"
+
+
+def test_committed_data_parallel_run_matches_one_process_and_int8_keeps_accuracy():
+    summary = committed_summary("05_scaling_and_serving")
+    assert summary["processes"] == 2 and summary["max_abs_param_diff_vs_single"] <= 1e-4
+    assert abs(summary["accuracy_fp32"] - summary["accuracy_int8"]) <= 0.02 and summary["seconds"] < 5 * 60

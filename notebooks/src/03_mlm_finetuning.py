@@ -229,7 +229,7 @@ assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(eval_batc
 #
 # We switch attention dropout off. On a CPU, dropout on the attention weights forces PyTorch's
 # fused attention onto a slow path that draws a mask over the whole attention matrix; the
-# measured cost was 2x per step, for no gain in quality.
+# guide measured it at 2x per step, for no gain in quality.
 
 # %%
 torch.manual_seed(profile.seed)  # the new head's initial weights do not depend on the cells above

@@ -1,0 +1,101 @@
+"""Pad-to-max vs dynamic padding vs length-grouped batches, at 512 tokens on the sample.
+
+Padding efficiency (real tokens / computed tokens) over one epoch of the training reviews, and the
+training throughput of the `cpu` model (notebook 04's classifier and training step) on batches of
+each kind. Throughput is measured on a handful of batches per kind chosen at evenly spaced
+quantiles of their padded length, so that they stand for the whole epoch; the kinds take turns
+step by step.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+from transformers import AutoTokenizer
+
+from benchmarks.common import Goal, Result
+from helpers.batching import length_grouped_batches, padding_efficiency, random_batches
+from helpers.classification import BertForReviewClassification, classification_loss, encode, pad_batch
+from helpers.data import load_reviews
+from helpers.models import load_pretrained
+from helpers.profile import get_profile, resolve_precision
+from helpers.training import TrainConfig, Trainer
+
+SIZES = {"full": {"reviews": None, "steps": 8, "max_length": 512},
+         "smallest": {"reviews": 64, "steps": 1, "max_length": 64}}
+BATCH_SIZE = 16
+
+
+def representative(batches: list[list[int]], lengths: list[int], count: int, pad_to: int | None) -> list[list[int]]:
+    """Pick `count` batches at evenly spaced quantiles of their padded length."""
+    padded = sorted(batches, key=lambda b: pad_to or max(lengths[i] for i in b))
+    full = [b for b in padded if len(b) == BATCH_SIZE] or padded
+    return [full[int((k + 0.5) * len(full) / count)] for k in range(count)]
+
+
+def run(size: str = "full") -> Result:
+    settings = SIZES[size]
+    profile = get_profile("cpu")
+    tokenizer = load_pretrained(AutoTokenizer, profile)
+    train = load_reviews(profile)["train"]
+    if settings["reviews"]:
+        train = train.select(range(settings["reviews"]))
+    max_length = settings["max_length"]
+    encoded, labels = encode(tokenizer, train["text"], max_length), list(train["label"])
+    lengths = [len(ids) for ids in encoded]
+    kinds = {
+        "pad to max": (random_batches(len(lengths), BATCH_SIZE, seed=0), max_length),
+        "dynamic padding": (random_batches(len(lengths), BATCH_SIZE, seed=0), None),
+        "length-grouped": (length_grouped_batches(lengths, BATCH_SIZE, seed=0), None),
+    }
+    efficiency = {name: padding_efficiency(lengths, batches, pad_to) for name, (batches, pad_to) in kinds.items()}
+
+    precision = resolve_precision(profile.precision)
+    model = load_pretrained(BertForReviewClassification, profile, num_labels=2)
+    config = TrainConfig(steps=10**6, learning_rate=profile.learning_rate, precision=precision)
+    trainers = {name: Trainer(copy.deepcopy(model), classification_loss, config) for name in kinds}
+    chosen = {name: representative(batches, lengths, settings["steps"], pad_to)
+              for name, (batches, pad_to) in kinds.items()}
+
+    def batch(rows, pad_to):
+        ids = [encoded[i] + [tokenizer.pad_token_id] * ((pad_to or 0) - len(encoded[i])) for i in rows]
+        made = pad_batch(ids, tokenizer.pad_token_id, [labels[i] for i in rows])
+        if pad_to:  # padding up to max_length is still padding: the attention mask says so
+            made["attention_mask"][:] = 0
+            for row, i in enumerate(rows):
+                made["attention_mask"][row, :len(encoded[i])] = 1
+        return made
+
+    import time
+
+    seconds = dict.fromkeys(kinds, 0.0)
+    samples = dict.fromkeys(kinds, 0)
+    for step in range(-1, settings["steps"]):  # step -1 is a warm-up
+        for name, (_, pad_to) in kinds.items():
+            rows = chosen[name][max(step, 0)]
+            made = batch(rows, pad_to)
+            started = time.perf_counter()
+            trainers[name].train_step(made)
+            if step >= 0:
+                seconds[name] += time.perf_counter() - started
+                samples[name] += len(rows)
+    throughput = {name: samples[name] / seconds[name] for name in kinds}
+
+    result = Result("batching", f"Batching at {max_length} tokens: pad to max vs dynamic vs length-grouped")
+    result.lines.append(
+        f"{len(lengths):,} training reviews of the sample, head+tail at {max_length} tokens, batches of {BATCH_SIZE}. "
+        f"Training: all-MiniLM-L6-v2 classifier, {precision}, AdamW step included, {settings['steps']} "
+        f"representative batches per kind after a warm-up step, kinds alternating.\n")
+    base = throughput["pad to max"]
+    result.table(["batches", "padding efficiency", "training samples/s", "vs pad to max"],
+                 [[name, f"{efficiency[name]:.3f}", f"{throughput[name]:.1f}", f"{throughput[name] / base:.2f}x"]
+                  for name in kinds])
+    result.figures[f"grouped_padding_efficiency_{max_length}"] = round(efficiency["length-grouped"], 4)
+    result.figures[f"padding_efficiency_{max_length}"] = {k: round(v, 4) for k, v in efficiency.items()}
+    result.figures["grouped_vs_padded_train_throughput"] = round(throughput["length-grouped"] / base, 2)
+    result.figures["train_samples_per_second"] = {k: round(v, 2) for k, v in throughput.items()}
+    result.figures["mean_tokens_per_review"] = round(float(np.mean(lengths)), 1)
+    result.goals += [Goal(f"grouped_padding_efficiency_{max_length}", minimum=0.95),
+                     Goal("grouped_vs_padded_train_throughput", minimum=1.5)]
+    return result

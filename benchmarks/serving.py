@@ -1,0 +1,94 @@
+"""Serving on a CPU: the fine-tuned classifier in float32 vs dynamic int8 quantization.
+
+Uses notebook 04's classifier when the work folder has one (`make notebooks` removes its work
+folder; `make run` keeps it). Otherwise it fine-tunes one here first, shorter than notebook 04
+(256 tokens, 1 epoch of the sample's training reviews), and says so. Latency per review at batch
+1 (each of 32 held-out reviews alone) and at batch 32 (the same reviews, length-sorted, in one
+padded batch); the two models take turns. Accuracy on the held-out reviews.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from transformers import AutoTokenizer
+
+from benchmarks.common import Goal, Result, alternating_medians
+from helpers.classification import (
+    BertForReviewClassification,
+    classification_loss,
+    encode,
+    pad_batch,
+    predict_probabilities,
+    training_batches,
+)
+from helpers.data import load_reviews
+from helpers.models import classifier_dir, load_pretrained
+from helpers.profile import get_profile, resolve_precision
+from helpers.serving import load_classifier, quantize_int8, weights_megabytes
+from helpers.training import TrainConfig, Trainer
+
+SIZES = {"full": {"train_max_length": 256, "test_reviews": None, "repeats": 5, "use_saved": True},
+         "smallest": {"train_max_length": 64, "train_steps": 2, "test_reviews": 32, "repeats": 1, "use_saved": False}}
+
+
+def fine_tune(profile, tokenizer, train, max_length: int, steps: int | None) -> BertForReviewClassification:
+    """Fine-tune the profile's model for one epoch (or `steps`) at `max_length` tokens."""
+    model = load_pretrained(BertForReviewClassification, profile, num_labels=2)
+    encoded = encode(tokenizer, train["text"], max_length)
+    steps = steps or len(encoded) // profile.batch_size
+    config = TrainConfig(steps=steps, learning_rate=profile.learning_rate,
+                         precision=resolve_precision(profile.precision), seed=profile.seed)
+    trainer = Trainer(model, classification_loss, config)
+    trainer.fit(training_batches(encoded, train["label"], profile.batch_size, tokenizer.pad_token_id, profile.seed))
+    return trainer.accelerator.unwrap_model(trainer.model).cpu().eval()
+
+
+def run(size: str = "full") -> Result:
+    settings = SIZES[size]
+    profile = get_profile("cpu")
+    splits = load_reviews(profile)
+    test = splits["test"] if not settings["test_reviews"] else splits["test"].select(range(settings["test_reviews"]))
+    saved = classifier_dir(profile)
+    if settings["use_saved"] and (saved / "model.safetensors").is_file():
+        model, tokenizer = load_classifier(saved)
+        max_length, origin = profile.max_length, f"notebook 04's classifier ({profile.max_length} tokens)"
+    else:
+        tokenizer = load_pretrained(AutoTokenizer, profile)
+        max_length = settings["train_max_length"]
+        model = fine_tune(profile, tokenizer, splits["train"], max_length, settings.get("train_steps"))
+        origin = (f"no saved classifier: fine-tuned here for {'1 epoch' if 'train_steps' not in settings else 'a few steps'}"
+                  f" at {max_length} tokens")
+    int8_model = quantize_int8(model)
+    encoded, labels = encode(tokenizer, test["text"], max_length), np.array(test["label"])
+    accuracy = {name: float(((predict_probabilities(m, encoded, tokenizer.pad_token_id) >= 0.5) == labels).mean())
+                for name, m in (("float32", model), ("int8", int8_model))}
+
+    reviews = sorted(encoded[:32], key=len)
+    singles = [pad_batch([ids], tokenizer.pad_token_id) for ids in reviews]
+    together = pad_batch(reviews, tokenizer.pad_token_id)
+
+    def one_at_a_time(m):
+        return lambda: [m(**b) for b in singles]
+
+    with torch.inference_mode():
+        seconds = alternating_medians({"float32, batch 1": one_at_a_time(model), "int8, batch 1": one_at_a_time(int8_model),
+                                       "float32, batch 32": lambda: model(**together),
+                                       "int8, batch 32": lambda: int8_model(**together)}, repeats=settings["repeats"])
+    ms = {name: s * 1e3 / len(reviews) for name, s in seconds.items()}  # per review
+    result = Result("serving", "Serving on CPU: float32 vs dynamic int8 quantization")
+    result.lines.append(f"{origin}; {torch.get_num_threads()} threads. Latency per review over {len(reviews)} held-out "
+                        f"reviews of {len(reviews[0])} to {len(reviews[-1])} tokens, medians of {settings['repeats']} "
+                        f"alternating runs after a warm-up; accuracy on {len(labels):,} held-out reviews.\n")
+    result.table(["model", "weights (MB)", "ms per review, batch 1", "ms per review, batch 32", "accuracy"],
+                 [[name, f"{weights_megabytes(m):.0f}", f"{ms[name + ', batch 1']:.1f}", f"{ms[name + ', batch 32']:.1f}",
+                   f"{accuracy[name]:.1%}"] for name, m in (("float32", model), ("int8", int8_model))])
+    result.figures["int8_vs_fp32_cpu_inference_speedup"] = round(ms["float32, batch 1"] / ms["int8, batch 1"], 2)
+    result.figures["int8_vs_fp32_cpu_inference_speedup_batch_32"] = round(
+        ms["float32, batch 32"] / ms["int8, batch 32"], 2)
+    result.figures["int8_accuracy_drop"] = round((accuracy["float32"] - accuracy["int8"]) * 100, 2)  # points
+    result.figures["accuracy_fp32"], result.figures["accuracy_int8"] = accuracy["float32"], accuracy["int8"]
+    result.goals += [Goal("int8_vs_fp32_cpu_inference_speedup", minimum=1.2),
+                     Goal("int8_vs_fp32_cpu_inference_speedup_batch_32", minimum=1.2),
+                     Goal("int8_accuracy_drop", maximum=1.0)]
+    return result

@@ -1,0 +1,428 @@
+# %% [markdown]
+# # 05 · Beyond one GPU, and serving the model
+#
+# {{COLAB_BADGE}}
+#
+# **What you will learn.** How data-parallel training works and how to run notebook 04's training
+# on several processes with Hugging Face Accelerate (PyTorch DDP underneath): from a notebook with
+# `notebook_launcher`, and from a shell with `accelerate launch`, the same function both times. We
+# prove it is the same training by comparing the weights with a single-process run. Then what
+# changes on several machines, and what the network must carry. Last, the classifier is put to
+# work: reloaded from safetensors, run in batches, quantized to int8 for CPUs, and called from the
+# command line.
+#
+# **What you need.** Notebook 04's classifier in the work folder (run notebook 04 first). At the
+# `cpu` profile: measured on 2 cores, about 3 minutes; two CPU processes play the part of two GPUs.
+# On a machine with several GPUs the launch cells use all of them.
+
+# %% [markdown]
+# As in every notebook, the first cell picks the device and the profile and prints the versions.
+
+# %%
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from accelerate import notebook_launcher
+from accelerate.commands.config.config_args import ClusterConfig
+from torch import nn
+
+from helpers.classification import encode, pad_batch, predict_probabilities
+from helpers.data import load_reviews
+from helpers.distributed import ReplicaRun, max_abs_difference, train_replica
+from helpers.measure import PEAK_TFLOPS, training_flops_per_token
+from helpers.models import classifier_dir, save_atomically
+from helpers.profile import work_dir
+from helpers.serving import MAX_CHARACTERS, load_classifier, median_latency_ms, quantize_int8, weights_megabytes
+from helpers.session import print_summary, start_notebook
+
+session = start_notebook()
+profile, device = session.profile, session.device
+
+# %% [markdown]
+# ## 1. Data parallelism
+#
+# With *data parallelism* every process (one per GPU) holds a full copy of the model, a *replica*.
+# At each step every process takes its own share of the batch, computes the loss and the gradients
+# on it, and then the processes **all-reduce** the gradients: each ends with the average over all
+# processes. Every replica then takes the same optimizer step from the same weights with the same
+# gradients, so the replicas stay identical without ever sending weights. The batch the optimizer
+# effectively sees, the **global batch**, is
+#
+# $$\text{global batch} = \text{per-process batch} \times \text{processes} \times \text{accumulation steps}.$$
+#
+# Why is averaging right? The loss of a batch is the mean over its rows, and the gradient of a mean
+# is the mean of the gradients. If two processes each take half of the rows, the average of their
+# two gradients *is* the gradient of the whole batch. A small linear model shows it.
+
+# %%
+torch.manual_seed(0)
+layer = nn.Linear(8, 2)
+inputs, targets = torch.randn(16, 8), torch.randint(0, 2, (16,))
+
+
+def gradient(rows):
+    layer.zero_grad()
+    nn.functional.cross_entropy(layer(inputs[rows]), targets[rows]).backward()
+    return layer.weight.grad.clone()
+
+
+whole = gradient(slice(0, 16))
+averaged = (gradient(slice(0, 8)) + gradient(slice(8, 16))) / 2  # what all-reduce computes
+print(f"largest difference, whole batch vs average of two halves: {(whole - averaged).abs().max():.1e}")
+assert torch.allclose(whole, averaged, atol=1e-6)
+
+# %% [markdown]
+# PyTorch's `DistributedDataParallel` (DDP) does this all-reduce during the backward pass, bucket
+# by bucket, so that sending the gradients of the last layers overlaps with computing those of the
+# first ones. Accelerate wraps the model in DDP when it sees several processes
+# (`accelerator.prepare_model`), and starts the processes for us.
+#
+# With the `gpu` profile's numbers, here is the arithmetic for one GPU, for a machine with 8, and
+# for 8 with 4 accumulation steps. The learning rate was tuned for a global batch; change the
+# global batch and you usually retune it.
+
+# %%
+for processes, accumulation in ((1, 1), (8, 1), (8, 4)):
+    global_batch = 32 * processes * accumulation
+    steps = 25_000 * 2 // global_batch
+    print(f"{processes} process(es) x 32 rows x {accumulation} accumulation = global batch {global_batch:>4}, "
+          f"{steps:>5} optimizer steps for 2 epochs of 25,000 reviews")
+
+# %% [markdown]
+# ## 2. The training of notebook 04 on two processes
+#
+# `helpers.distributed.train_replica` is notebook 04's training, cut down so that it runs in
+# seconds: the same model class, loss, batches (length-grouped, dynamic padding) and training
+# loop (`helpers.training.Trainer`), on 192 reviews at 128 tokens for 6 steps. Every process
+# builds the same global batch of 16 reviews and keeps its share of the rows (8 each with two
+# processes), and the `Trainer` weights each share's loss so that DDP's average is the mean over
+# the global batch. The main process saves the weights at the end.
+#
+# To compare one process with two we switch dropout off: with it on, each process would draw its
+# own random masks, a different (and equally valid) training.
+#
+# `notebook_launcher` starts the processes by forking this kernel. Two rules follow: the function
+# must create the only `Accelerator` (this kernel may not hold one when it launches), and on GPUs
+# nothing in the kernel may have touched CUDA before the fork (this notebook's first cell did, to
+# print the card's name). So the notebook runs its two processes on the CPU on every machine,
+# talking through `gloo`: the proof runs anywhere, a single-GPU Colab included. On a machine with
+# several GPUs, launch from a fresh kernel or, better, from a shell (section 3): one process per
+# GPU, talking through NCCL. (Accelerate 1.15 announces "CUDAs" even when it starts CPU
+# processes; the check below reads the number of processes from the run itself.)
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+processes = 2
+run = ReplicaRun(cpu=True)
+runs = work_dir(profile) / "05_data_parallel"
+runs.mkdir(parents=True, exist_ok=True)
+notebook_launcher(train_replica, args=(run, runs / "launched.pt"), num_processes=processes)
+launched = torch.load(runs / "launched.pt", weights_only=False)
+print(f"{launched['processes']} processes, losses per step:", [round(h["loss"], 4) for h in launched["history"]])
+assert launched["processes"] == processes
+
+# %% [markdown]
+# Now the same function in this kernel, as one process that takes all 16 rows of each batch.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+train_replica(run, runs / "single.pt")
+single = torch.load(runs / "single.pt", weights_only=False)
+print("1 process,   losses per step:", [round(h["loss"], 4) for h in single["history"]])
+
+# %% [markdown]
+# Same seed, same global batches: the weights must agree. They agree up to rounding, not bit for
+# bit. The all-reduce adds the two halves' gradients in another order than one process adding all
+# rows, and float32 sums depend on the order in their last bits. Adam divides each gradient by its
+# running size, so those last bits can move a weight by a small fraction of the learning rate
+# (1e-4), not more. The bound we check is 1e-4.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+max_abs_param_diff_vs_single = max_abs_difference(launched["weights"], single["weights"])
+loss_gap = max(abs(a["loss"] - b["loss"]) for a, b in zip(launched["history"], single["history"]))
+print(f"largest weight difference after {run.steps} steps: {max_abs_param_diff_vs_single:.1e}")
+print(f"largest loss difference: {loss_gap:.1e}")
+assert max_abs_param_diff_vs_single <= 1e-4
+assert loss_gap <= 1e-4
+
+# %% [markdown]
+# ## 3. The same code from a shell: `accelerate launch`
+#
+# A long run belongs in a script, not a notebook. `helpers/distributed.py` has a command-line entry
+# point around the same function, and `accelerate launch` starts one process per GPU (`--multi_gpu`;
+# with no GPU it starts CPU processes):
+#
+# ```bash
+# accelerate launch --multi_gpu --num_processes 2 -m helpers.distributed --out replica.pt
+# ```
+#
+# On a machine with 8 GPUs, `--num_processes 8`. Here we run it from the notebook with two CPU
+# processes (`--cpu`, as above) and check that it gives the weights the notebook launch gave.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+accelerate = shutil.which("accelerate") or str(Path(sys.executable).parent / "accelerate")
+command = [accelerate, "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no",
+           "-m", "helpers.distributed", "--out", str(runs / "script.pt"), "--cpu"]
+print(" ".join(["accelerate"] + command[1:]))
+finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
+if finished.returncode != 0:
+    print(finished.stderr[-3000:])
+assert finished.returncode == 0
+script = torch.load(runs / "script.pt", weights_only=False)
+script_vs_launched = max_abs_difference(script["weights"], launched["weights"])
+print(f"{script['processes']} processes; largest weight difference to the notebook launch: {script_vs_launched:.1e}")
+assert script["processes"] == processes and script_vs_launched <= 1e-4
+
+# %% [markdown]
+# ## 4. Several machines
+#
+# Across machines nothing changes in the code. Each machine runs the same `accelerate launch` with
+# a configuration that says how many machines and processes there are, which one this is, and
+# where the main process listens. For two machines of 8 GPUs each (written here, not run: it needs
+# the machines):
+
+# %%
+multi_node = """\
+compute_environment: LOCAL_MACHINE
+distributed_type: MULTI_GPU   # DDP over NCCL
+num_machines: 2
+num_processes: 16             # over all machines: 2 x 8 GPUs
+machine_rank: 0               # 0 on the main machine, 1 on the other
+main_process_ip: 10.0.0.1     # the main machine's address, reachable from the other
+main_process_port: 29500      # a free port on it
+rdzv_backend: static          # ranks fixed by machine_rank (c10d for elastic jobs)
+same_network: true
+gpu_ids: all
+mixed_precision: bf16
+"""
+with tempfile.TemporaryDirectory() as folder:
+    path = Path(folder) / "multi_node.yaml"
+    path.write_text(multi_node)
+    checked = ClusterConfig.from_yaml_file(path)  # Accelerate's own reader rejects unknown keys
+print(multi_node)
+print(f"Accelerate reads it: {checked.num_machines} machines, {checked.num_processes} processes, "
+      f"{checked.distributed_type.value}")
+print("on each machine: accelerate launch --config_file multi_node.yaml -m helpers.distributed --out run.pt")
+
+# %% [markdown]
+# **Does the network keep up?** Each step, DDP all-reduces every gradient. A ring all-reduce sends
+# and receives $2(N-1)/N$ times the gradients' size on each GPU. For BERT-base (110 million
+# parameters, fp32 gradients: 440 MB) that is about 770 MB per GPU and step with 8 GPUs. The compute
+# per step is about $6 \times \text{parameters} \times \text{tokens}$ FLOPs (forward 2, backward 4;
+# the 85 million parameters outside the embeddings, which are looked up, not multiplied), plus
+# attention (`helpers.measure.training_flops_per_token`). Below: one step of 32 reviews of
+# 512 tokens per GPU at 40 % of the A100's peak, against the time to move the gradients over three
+# links (usable bandwidths, rounded).
+
+# %%
+parameters, multiplied, layers, d_model, tokens = 110e6, 85e6, 12, 768, 32 * 512
+flops = training_flops_per_token(multiplied, layers, d_model, 512) * tokens
+compute_ms = flops / (0.4 * PEAK_TFLOPS["A100"] * 1e12) * 1e3
+moved_gb = 2 * 7 / 8 * parameters * 4 / 1e9
+print(f"compute per step and GPU: {compute_ms:.0f} ms; gradients sent per GPU: {moved_gb:.2f} GB")
+for link, gb_per_s in (("NVLink (A100, one machine)", 200), ("InfiniBand 200 Gb/s", 25), ("Ethernet 25 Gb/s", 3)):
+    communication_ms = moved_gb / gb_per_s * 1e3
+    print(f"{link:<27}: {communication_ms:6.0f} ms  ({communication_ms / compute_ms:.1f}x the compute)")
+
+# %% [markdown]
+# Inside one machine the all-reduce is nearly free. Between machines it needs a fast fabric: over
+# InfiniBand, DDP's overlap with the backward pass hides most of it; over ordinary Ethernet the
+# GPUs would wait for the network most of the time. Larger per-GPU batches or gradient accumulation
+# (fewer all-reduces per sample) and bf16 gradients (half the bytes) are the usual remedies.
+#
+# ## 5. Serving: reload the classifier
+#
+# Notebook 04 saved its classifier with `save_pretrained`: the weights as `model.safetensors` (a
+# plain table of tensors that loads without running any code, unlike a pickle), the configuration,
+# and the tokenizer. We load it on the CPU, where such a model is usually served.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+folder = classifier_dir(profile)
+model, tokenizer = load_classifier(folder)
+for file in sorted(folder.iterdir()):
+    print(f"{file.name:<24} {file.stat().st_size / 1e6:8.1f} MB")
+
+# %% [markdown]
+# Saving and loading again must not change a single prediction. We save a copy (atomically: into a
+# temporary folder that is renamed when complete), reload it and compare on 64 held-out reviews.
+
+# %%
+splits = load_reviews(profile)
+test = splits["test"]
+size = len(test) if profile.name == "cpu" else 2_000  # at the gpu profile, 2,000 of the 25,000
+texts, labels = list(test["text"][:size]), np.array(test["label"][:size])
+encoded = encode(tokenizer, texts, profile.max_length)
+with tempfile.TemporaryDirectory() as folder:
+    save_atomically(model, tokenizer, Path(folder) / "copy")
+    copy, _ = load_classifier(Path(folder) / "copy")
+first = predict_probabilities(model, encoded[:64], tokenizer.pad_token_id)
+assert np.array_equal(first, predict_probabilities(copy, encoded[:64], tokenizer.pad_token_id))
+print("reloaded copy: identical probabilities on 64 reviews")
+del copy
+
+# %% [markdown]
+# ## 6. Dynamic int8 quantization
+#
+# Most of the work of a BERT forward pass is in its Linear layers. *Dynamic quantization* stores
+# their weights as 8-bit integers with a scale per output channel (four times smaller), and at run
+# time quantizes each activation with its own scale, multiplies in int8 and converts the result
+# back. No calibration
+# data is needed, and CPUs have fast int8 instructions. The embeddings stay in float32, which is
+# why the model shrinks by less than four times.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+int8_model = quantize_int8(model)
+print(f"weights: float32 {weights_megabytes(model):.0f} MB, int8 {weights_megabytes(int8_model):.0f} MB")
+print(int8_model.bert.encoder.layer[0].attention.self.query)
+
+# %% [markdown]
+# Accuracy on the held-out reviews, float32 and int8 side by side (all 1,000 at the `cpu` profile).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+fp32_right = (predict_probabilities(model, encoded, tokenizer.pad_token_id) >= 0.5) == labels
+int8_right = (predict_probabilities(int8_model, encoded, tokenizer.pad_token_id) >= 0.5) == labels
+accuracy_fp32, accuracy_int8 = fp32_right.mean(), int8_right.mean()
+print(f"float32 accuracy {accuracy_fp32:.1%}, int8 accuracy {accuracy_int8:.1%} on {len(labels):,} reviews")
+print(f"the two disagree on {(fp32_right != int8_right).sum()} reviews")
+assert accuracy_fp32 > 0.8 and abs(accuracy_fp32 - accuracy_int8) <= 0.02
+
+# %% [markdown]
+# Latency: the time to answer one review (batch 1), and the time per review when the same 32
+# reviews arrive together and run as one padded batch (batch 32), as medians. The two models take
+# turns, so that a busy moment of the machine hits both alike.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+reviews_32 = encoded[:32]
+singles = [pad_batch([ids], tokenizer.pad_token_id) for ids in reviews_32]
+batch_32 = pad_batch(reviews_32, tokenizer.pad_token_id)
+one_at_a_time = {"float32": [], "int8": []}
+together = {"float32": [], "int8": []}
+for one in singles:
+    one_at_a_time["float32"].append(median_latency_ms(model, one, repeats=1))
+    one_at_a_time["int8"].append(median_latency_ms(int8_model, one, repeats=1))
+for repeat in range(3):
+    together["float32"].append(median_latency_ms(model, batch_32, repeats=1) / 32)
+    together["int8"].append(median_latency_ms(int8_model, batch_32, repeats=1) / 32)
+latency_ms_fp32 = float(np.median(one_at_a_time["float32"]))
+latency_ms_int8 = float(np.median(one_at_a_time["int8"]))
+print(f"32 reviews of {min(map(len, reviews_32))} to {max(map(len, reviews_32))} tokens")
+print(f"{'':8} {'batch 1 (ms per review)':>24} {'batch 32 (ms per review)':>25}")
+for name in one_at_a_time:
+    print(f"{name:<8} {np.median(one_at_a_time[name]):24.1f} {np.median(together[name]):25.1f}")
+print(f"int8 speed-up: {latency_ms_fp32 / latency_ms_int8:.2f}x at batch 1, "
+      f"{np.median(together['float32']) / np.median(together['int8']):.2f}x at batch 32")
+
+# %% [markdown]
+# Read the batch-32 column with the token counts in mind: the batch is padded to its longest
+# review, and attention's cost grows with the square of the length, so a batch of mixed lengths
+# pays for padding. On a CPU with two cores a single review of a few hundred tokens already keeps
+# both cores busy, and batching has little left to win. On a GPU a single review leaves most of
+# the card idle, and batches (of similar lengths, as `predict_probabilities` makes them) are what
+# fills it; a server collects the requests of a few milliseconds into a batch for that reason.
+#
+# ## 7. From the command line
+#
+# `helpers/serving.py` is a small command-line program around the same functions: reviews as
+# arguments, or one per line on standard input; `--int8` for the quantized model. It prints the
+# label, its probability and the start of each review.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+serve = [sys.executable, "-m", "helpers.serving"]
+reviews = ["A wonderful film, I was moved to tears.", "Two hours of my life I will never get back."]
+finished = subprocess.run(serve + reviews, capture_output=True, text=True, timeout=300)
+print(finished.stdout.rstrip())
+assert finished.returncode == 0 and len(finished.stdout.splitlines()) == 2
+finished = subprocess.run(serve + ["--int8"], input="\n".join(reviews) + "\n", capture_output=True, text=True,
+                          timeout=300)
+print(finished.stdout.rstrip())
+assert finished.returncode == 0 and len(finished.stdout.splitlines()) == 2
+
+# %% [markdown]
+# Bad input gets one clear sentence and exit status 2, not a traceback: no reviews at all, and a
+# "review" longer than any real one (more than 100,000 characters).
+
+# %%
+for arguments, given in (([], ""), (["x" * (MAX_CHARACTERS + 1)], "")):
+    finished = subprocess.run(serve + arguments, input=given, capture_output=True, text=True, timeout=300)
+    print(f"exit status {finished.returncode}: {finished.stderr.strip()}")
+    assert finished.returncode == 2 and "Traceback" not in finished.stderr
+
+# %% [markdown]
+# ## 8. Exercises
+#
+# **Exercise 1.** A batch of 7 rows is shared by two processes: 4 rows and 3. If each process
+# simply used the mean loss of its rows, DDP's average would weigh the 3 rows more than the 4. Show
+# it with the linear model of section 1, and show that weighting each process's mean loss by
+# (its rows x processes / all rows), as `helpers.training.Trainer` does, gives the whole batch's
+# gradient.
+
+# %% tags=["solution"]
+def weighted_gradient(rows, weight):
+    layer.zero_grad()
+    (nn.functional.cross_entropy(layer(inputs[rows]), targets[rows]) * weight).backward()
+    return layer.weight.grad.clone()
+
+
+whole_7 = gradient(slice(0, 7))
+naive = (gradient(slice(0, 4)) + gradient(slice(4, 7))) / 2
+weighted = (weighted_gradient(slice(0, 4), 4 * 2 / 7) + weighted_gradient(slice(4, 7), 3 * 2 / 7)) / 2
+print(f"plain means: difference {(whole_7 - naive).abs().max():.1e}; weighted: {(whole_7 - weighted).abs().max():.1e}")
+assert not torch.allclose(whole_7, naive, atol=1e-4) and torch.allclose(whole_7, weighted, atol=1e-6)
+
+# %% [markdown]
+# **Exercise 2.** Quantize only the feed-forward layers (`intermediate.dense` and `output.dense` in
+# each block, two thirds of the encoder's Linear weights) and leave attention in float32. How many
+# of 200 held-out reviews change their predicted label, compared with the float32 model and with
+# the fully quantized one?
+
+# %% tags=["solution"]
+# NBVAL_IGNORE_OUTPUT
+feed_forward = {f"bert.encoder.layer.{i}.{part}.dense" for i in range(len(model.bert.encoder.layer))
+                for part in ("intermediate", "output")}
+partly = quantize_int8(model, only=feed_forward)
+said = {name: predict_probabilities(m, encoded[:200], tokenizer.pad_token_id) >= 0.5
+        for name, m in (("float32", model), ("feed-forward int8", partly), ("all int8", int8_model))}
+for name in ("feed-forward int8", "all int8"):
+    print(f"{name:<18}: {(said[name] != said['float32']).sum()} of 200 labels differ from float32")
+assert (said["feed-forward int8"] != said["float32"]).mean() <= 0.05
+
+# %% [markdown]
+# **Exercise 3.** Gradient accumulation all-reduces once per optimizer step, not once per
+# micro-batch (the `Trainer` skips the synchronisation of all but the last micro-batch with DDP's
+# `no_sync`). Over the 25 Gb/s Ethernet of section 4 with 8 GPUs, how many micro-batches of 32
+# reviews per step make the compute at least as long as the all-reduce?
+
+# %% tags=["solution"]
+ethernet_ms = moved_gb / 3 * 1e3
+micro_batches = int(np.ceil(ethernet_ms / compute_ms))
+print(f"all-reduce {ethernet_ms:.0f} ms vs {compute_ms:.0f} ms of compute per micro-batch: "
+      f"{micro_batches} micro-batches per step (global batch {32 * 8 * micro_batches})")
+assert micro_batches * compute_ms >= ethernet_ms > (micro_batches - 1) * compute_ms
+
+# %% [markdown]
+# ## Summary
+#
+# The same training function ran on two processes from the notebook and from a shell and matched a
+# single process to rounding; the classifier was reloaded, quantized and served from the command
+# line. The line below is what CI records for this notebook.
+
+# %%
+summary = print_summary(
+    session, notebook="05_scaling_and_serving",
+    processes=launched["processes"], max_abs_param_diff_vs_single=float(f"{max_abs_param_diff_vs_single:.2e}"),
+    accuracy_fp32=round(float(accuracy_fp32), 4), accuracy_int8=round(float(accuracy_int8), 4),
+    latency_ms_fp32=round(latency_ms_fp32, 1), latency_ms_int8=round(latency_ms_int8, 1),
+)
