@@ -25,7 +25,8 @@ help:
 	@echo "make run        execute every notebook at the profile that fits this machine (runs/<profile>/)"
 	@echo "make test       unit tests + nbval over every notebook (cpu profile)"
 	@echo "make notebooks  rebuild notebooks/*.ipynb from notebooks/src with a fresh cpu run (NB=03 for one)"
-	@echo "make lint       ruff over helpers/ and tests/"
+	@echo "make bench      every benchmark on this machine: benchmarks/results/*.md and summary.json (~15 min, 2 cores)"
+	@echo "make lint       ruff over helpers/, tests/ and benchmarks/"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,8 +53,11 @@ nbval: venv
 notebooks: venv
 	TUTORIAL_PROFILE=cpu $(PY) -m helpers.notebooks build $(NB)
 
+bench: venv
+	$(PY) -m benchmarks.run
+
 lint: venv
-	$(PY) -m pip install -q ruff==0.14.5 && $(VENV)/bin/ruff check helpers tests
+	$(PY) -m pip install -q ruff==0.14.5 && $(VENV)/bin/ruff check helpers tests benchmarks
 
 clean:
 	rm -rf runs .pytest_cache

@@ -19,29 +19,28 @@ SIZES = {"full": {"lengths": [128, 256, 512, 1024, 2048, 4096], "repeats": 5},
          "smallest": {"lengths": [64, 128], "repeats": 1}}
 
 
+def measure(length: int, device: str, repeats: int) -> dict[str, float]:
+    """Return time (ms) and peak tensor memory (MB) of both versions at one sequence length, and their ratios."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(1, 12, length, 64, device=device) for _ in range(3))
+    versions = {"naive": lambda: attention(q, k, v)[0], "sdpa": lambda: F.scaled_dot_product_attention(q, k, v)}
+    with torch.no_grad():
+        assert torch.allclose(versions["naive"](), versions["sdpa"](), atol=1e-4), "they must compute the same"
+        seconds = alternating_medians(versions, repeats=repeats)
+    memory = {name: peak_tensor_bytes(fn) for name, fn in versions.items()}
+    figures = {"time_ratio": round(seconds["naive"] / seconds["sdpa"], 2),
+               "memory_ratio": round(memory["naive"] / memory["sdpa"], 2)}
+    for name in versions:
+        figures[f"{name}_ms"], figures[f"{name}_mb"] = round(seconds[name] * 1e3, 2), round(memory[name] / 1e6, 1)
+    return figures
+
+
 def run(size: str = "full", device: str = "cpu") -> Result:
     settings = SIZES[size]
     result = Result("attention", "Attention: written out vs `scaled_dot_product_attention`")
-    rows, per_length = [], {}
-    for length in settings["lengths"]:
-        torch.manual_seed(0)
-        q, k, v = (torch.randn(1, 12, length, 64, device=device) for _ in range(3))
-        with torch.no_grad():
-            written, _ = attention(q, k, v)
-            fused = F.scaled_dot_product_attention(q, k, v)
-            assert torch.allclose(written, fused, atol=1e-4), "the two must compute the same attention"
-            seconds = alternating_medians({"naive": lambda: attention(q, k, v),
-                                           "sdpa": lambda: F.scaled_dot_product_attention(q, k, v)},
-                                          repeats=settings["repeats"])
-        memory = {"naive": peak_tensor_bytes(lambda: attention(q, k, v)),
-                  "sdpa": peak_tensor_bytes(lambda: F.scaled_dot_product_attention(q, k, v))}
-        per_length[str(length)] = {"time_ratio": round(seconds["naive"] / seconds["sdpa"], 2),
-                                   "memory_ratio": round(memory["naive"] / memory["sdpa"], 2),
-                                   "naive_ms": round(seconds["naive"] * 1e3, 2), "sdpa_ms": round(seconds["sdpa"] * 1e3, 2),
-                                   "naive_mb": round(memory["naive"] / 1e6, 1), "sdpa_mb": round(memory["sdpa"] / 1e6, 1)}
-        r = per_length[str(length)]
-        rows.append([length, r["naive_ms"], r["sdpa_ms"], f"{r['time_ratio']:.2f}x", r["naive_mb"], r["sdpa_mb"],
-                     f"{r['memory_ratio']:.1f}x"])
+    per_length = {str(length): measure(length, device, settings["repeats"]) for length in settings["lengths"]}
+    rows = [[length, r["naive_ms"], r["sdpa_ms"], f"{r['time_ratio']:.2f}x", r["naive_mb"], r["sdpa_mb"],
+             f"{r['memory_ratio']:.1f}x"] for length, r in per_length.items()]
     result.lines.append(f"One sequence, 12 heads x 64 dimensions, float32, on `{device}`; medians of "
                         f"{settings['repeats']} alternating runs after a warm-up.\n")
     result.table(["tokens", "written out (ms)", "SDPA (ms)", "time ratio", "written out (MB)", "SDPA (MB)",

@@ -23,7 +23,7 @@ from helpers.profile import get_profile, resolve_precision
 from helpers.training import TrainConfig, Trainer
 
 SIZES = {"full": {"reviews": None, "steps": 8, "max_length": 512},
-         "smallest": {"reviews": 64, "steps": 1, "max_length": 64}}
+         "smallest": {"reviews": 64, "steps": 1, "max_length": 128}}
 BATCH_SIZE = 16
 
 

@@ -24,7 +24,8 @@ from helpers.models import load_pretrained
 from helpers.profile import get_profile, resolve_precision
 from helpers.training import TrainConfig, Trainer
 
-SIZES = {"full": {"reviews": None, "steps": 4, "max_length": 512}, "smallest": {"reviews": 48, "steps": 1, "max_length": 64}}
+SIZES = {"full": {"reviews": None, "steps": 4, "max_length": 512},
+         "smallest": {"reviews": 48, "steps": 1, "max_length": 64}}
 BERT_BASE = {"layers": 12, "d_model": 768, "d_ff": 3072}
 UTILISATION = 0.4  # a well-fed mixed-precision fine-tuning run reaches 30-50 % of the tensor-core peak
 
@@ -61,10 +62,15 @@ def run(size: str = "full") -> Result:
     chosen = sorted(length_grouped_batches(lengths, 16, seed=0), key=lambda b: max(lengths[i] for i in b))
     chosen = [chosen[int((k + 0.5) * len(chosen) / settings["steps"])] for k in range(settings["steps"])]
     labels = list(train["label"])
-    trainer.train_step(pad_batch([encoded[i] for i in chosen[0]], tokenizer.pad_token_id, [labels[i] for i in chosen[0]]))
+
+
+    def batch_of(rows):
+        return pad_batch([encoded[i] for i in rows], tokenizer.pad_token_id, [labels[i] for i in rows])
+
+    trainer.train_step(batch_of(chosen[0]))  # warm-up
     seconds, tokens = 0.0, 0
     for rows in chosen:
-        batch = pad_batch([encoded[i] for i in rows], tokenizer.pad_token_id, [labels[i] for i in rows])
+        batch = batch_of(rows)
         started = time.perf_counter()
         trainer.train_step(batch)
         seconds += time.perf_counter() - started
@@ -83,11 +89,12 @@ def run(size: str = "full") -> Result:
     rows, minutes = [], {}
     for card in ("T4", "A100", "H100"):
         rate = UTILISATION * PEAK_TFLOPS[card] * 1e12
-        minutes[card] = round(total / rate / 60, 1)
+        minutes[card] = round(total / rate / 60, 2)
         rows.append([card, f"{PEAK_TFLOPS[card]:g}", f"{UTILISATION * PEAK_TFLOPS[card]:.0f}",
                      f"{train_flops / 2 / rate / 60:.1f}", f"{minutes[card]:.1f}"])
     cpu_minutes = total / (cpu_tflops * 1e12) / 60
-    rows.append([f"this CPU, measured ({precision})", "", f"{cpu_tflops:.2f}", f"{train_flops / 2 / (cpu_tflops * 1e12) / 60:,.0f}",
+    cpu_epoch = train_flops / 2 / (cpu_tflops * 1e12) / 60
+    rows.append([f"this CPU, measured ({precision})", "", f"{cpu_tflops:.2f}", f"{cpu_epoch:,.0f}",
                  f"{cpu_minutes:,.0f}"])
     result.table(["hardware", "peak TFLOP/s", "assumed TFLOP/s (40 % of peak)", "minutes per epoch",
                   "minutes, 2 epochs + evaluation"], rows)

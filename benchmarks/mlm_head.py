@@ -53,12 +53,13 @@ def run(size: str = "full") -> Result:
                                    "masked only": step(masked_only_loss)}, repeats=settings["repeats"])
     speedup = seconds["full vocabulary"] / seconds["masked only"]
     result = Result("mlm_head", "MLM head: full-vocabulary projection vs masked positions only")
-    result.lines.append(f"all-MiniLM-L6-v2 with a new MLM head on `{device}`, {batch_size} blocks of {block_size} tokens, "
+    result.lines.append(f"all-MiniLM-L6-v2 with a new MLM head on `{device}`, {batch_size} blocks of {block_size} "
+                        "tokens, "
                         f"{int((batch['labels'] != -100).sum())} masked positions, {precision}; forward + backward, "
                         f"medians of {settings['repeats']} alternating runs after a warm-up. "
                         f"Loss: full {full:.4f}, masked only {masked:.4f}.\n")
     result.table(["loss", "ms per forward + backward", "speed-up"],
-                 [[name, f"{s * 1e3:.0f}", f"{seconds['full vocabulary'] / s:.2f}x"] for name, s in seconds.items()])
+                 [[name, f"{t * 1e3:.0f}", f"{seconds['full vocabulary'] / t:.2f}x"] for name, t in seconds.items()])
     result.figures["mlm_masked_only_step_speedup"] = round(speedup, 2)
     result.goals.append(Goal("mlm_masked_only_step_speedup", minimum=1.5))
     return result

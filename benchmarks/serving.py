@@ -57,8 +57,8 @@ def run(size: str = "full") -> Result:
         tokenizer = load_pretrained(AutoTokenizer, profile)
         max_length = settings["train_max_length"]
         model = fine_tune(profile, tokenizer, splits["train"], max_length, settings.get("train_steps"))
-        origin = (f"no saved classifier: fine-tuned here for {'1 epoch' if 'train_steps' not in settings else 'a few steps'}"
-                  f" at {max_length} tokens")
+        how_long = "a few steps" if "train_steps" in settings else "1 epoch"
+        origin = f"no saved classifier: fine-tuned here for {how_long} at {max_length} tokens"
     int8_model = quantize_int8(model)
     encoded, labels = encode(tokenizer, test["text"], max_length), np.array(test["label"])
     accuracy = {name: float(((predict_probabilities(m, encoded, tokenizer.pad_token_id) >= 0.5) == labels).mean())
@@ -72,17 +72,20 @@ def run(size: str = "full") -> Result:
         return lambda: [m(**b) for b in singles]
 
     with torch.inference_mode():
-        seconds = alternating_medians({"float32, batch 1": one_at_a_time(model), "int8, batch 1": one_at_a_time(int8_model),
-                                       "float32, batch 32": lambda: model(**together),
-                                       "int8, batch 32": lambda: int8_model(**together)}, repeats=settings["repeats"])
+        seconds = alternating_medians({
+            "float32, batch 1": one_at_a_time(model), "int8, batch 1": one_at_a_time(int8_model),
+            "float32, batch 32": lambda: model(**together), "int8, batch 32": lambda: int8_model(**together),
+        }, repeats=settings["repeats"])
     ms = {name: s * 1e3 / len(reviews) for name, s in seconds.items()}  # per review
     result = Result("serving", "Serving on CPU: float32 vs dynamic int8 quantization")
-    result.lines.append(f"{origin}; {torch.get_num_threads()} threads. Latency per review over {len(reviews)} held-out "
-                        f"reviews of {len(reviews[0])} to {len(reviews[-1])} tokens, medians of {settings['repeats']} "
+    result.lines.append(f"{origin}; {torch.get_num_threads()} threads. Latency per review over {len(reviews)} "
+                        f"held-out reviews of {len(reviews[0])} to {len(reviews[-1])} tokens, medians of "
+                        f"{settings['repeats']} "
                         f"alternating runs after a warm-up; accuracy on {len(labels):,} held-out reviews.\n")
     result.table(["model", "weights (MB)", "ms per review, batch 1", "ms per review, batch 32", "accuracy"],
-                 [[name, f"{weights_megabytes(m):.0f}", f"{ms[name + ', batch 1']:.1f}", f"{ms[name + ', batch 32']:.1f}",
-                   f"{accuracy[name]:.1%}"] for name, m in (("float32", model), ("int8", int8_model))])
+                 [[name, f"{weights_megabytes(m):.0f}", f"{ms[name + ', batch 1']:.1f}",
+                   f"{ms[name + ', batch 32']:.1f}", f"{accuracy[name]:.1%}"]
+                  for name, m in (("float32", model), ("int8", int8_model))])
     result.figures["int8_vs_fp32_cpu_inference_speedup"] = round(ms["float32, batch 1"] / ms["int8, batch 1"], 2)
     result.figures["int8_vs_fp32_cpu_inference_speedup_batch_32"] = round(
         ms["float32, batch 32"] / ms["int8, batch 32"], 2)

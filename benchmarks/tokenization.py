@@ -1,7 +1,7 @@
 """WordPiece from scratch (notebook 02, pure Python) vs the fast tokenizer (Rust), on real reviews.
 
-Both turn text into token ids, and produce the same tokens (checked here on every review timed). The fast tokenizer is timed
-twice: one review per call, as an interactive service would call it, and the whole list in one
+Both turn text into token ids and produce the same tokens (checked on every review timed). The
+fast tokenizer is timed twice: one review per call, as an interactive service would call it, and the whole list in one
 call, as `datasets.map(batched=True)` gives it.
 """
 

@@ -56,9 +56,10 @@ def train_replica(run: ReplicaRun, out: str | os.PathLike) -> None:
     quiet_libraries(offline=profile.name == "cpu")
     accelerator = Accelerator(cpu=run.cpu or pick_device().type == "cpu")  # CPU processes need cpu=True to meet
     try:
-        if accelerator.device.type == "cpu":  # share the cores instead of every process using all of them
+        if accelerator.device.type == "cpu" and accelerator.num_processes > 1:  # share the cores, don't fight
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // accelerator.num_processes))
-        reviews = load_reviews(profile)["train"].select(range(run.reviews))
+        train = load_reviews(profile)["train"]
+        reviews = train.select(range(min(run.reviews, len(train))))
         tokenizer = load_pretrained(AutoTokenizer, profile)
         encoded = encode(tokenizer, reviews["text"], run.max_length)
         dropout = {} if run.dropout else {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}

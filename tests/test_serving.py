@@ -45,7 +45,8 @@ def test_the_command_line_classifies_arguments_and_standard_input(classifier_fol
     lines = classified_lines(capsys, common + ["A wonderful film.", "Dull, " * 50])
     assert len(lines) == 2 and all(label in ("positive", "negative") and 0.5 <= float(p) <= 1 for label, p, _ in lines)
     assert lines[1][2].endswith("...") and len(lines[1][2]) == 63  # a long review is shortened when shown
-    from_stdin = classified_lines(capsys, common, stdin=io.StringIO("A wonderful film.\n\nDull, " + "dull, " * 49 + "\n"))
+    typed = io.StringIO("A wonderful film.\n\nDull, " + "dull, " * 49 + "\n")
+    from_stdin = classified_lines(capsys, common, stdin=typed)
     assert [line[:2] for line in from_stdin] == [line[:2] for line in lines]  # blank lines are skipped
     assert len(classified_lines(capsys, common + ["--int8", "A wonderful film."])) == 1
 

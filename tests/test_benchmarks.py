@@ -1,0 +1,59 @@
+"""Every benchmark runs at its smallest size and writes its table and figures, so none of them rots."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks.common import Goal
+from benchmarks.run import BENCHMARKS, main
+
+
+@pytest.fixture(scope="module")
+def smallest(tmp_path_factory):
+    assert __import__("os").environ.get("TUTORIAL_DATA"), "set TUTORIAL_DATA (make test does)"
+    out = tmp_path_factory.mktemp("bench")
+    return main(["--size", "smallest", "--out", str(out)]), out
+
+
+def test_every_benchmark_writes_a_table_and_the_summary_merges_them(smallest):
+    summary, out = smallest
+    for name in BENCHMARKS:
+        text = (out / f"{name}.md").read_text()
+        assert text.startswith("# ") and "|---|" in text
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert (out / "attention.png").stat().st_size > 0
+    for key, goal in summary["goals"].items():
+        assert key in summary["results"] and goal["met"] in (True, False)
+
+
+def test_attention_memory_grows_with_the_score_matrix_only_when_written_out(smallest):
+    per_length = smallest[0]["results"]["sdpa_vs_naive_attention"]
+    assert set(per_length) == {"64", "128"}
+    assert per_length["128"]["memory_ratio"] > per_length["64"]["memory_ratio"] > 1
+
+
+def test_tokenizers_agree_and_grouping_pads_least(smallest):
+    results = smallest[0]["results"]
+    assert results["wordpiece_match_rate"] == 1.0 and results["fast_vs_scratch_tokenizer_speedup"] > 0
+    efficiency = results["padding_efficiency_128"]
+    assert efficiency["pad to max"] <= efficiency["dynamic padding"] <= efficiency["length-grouped"] <= 1
+    assert results["grouped_padding_efficiency_128"] == efficiency["length-grouped"]
+    assert all(v > 0 for v in results["train_samples_per_second"].values())
+
+
+def test_serving_and_cost_figures_are_consistent(smallest):
+    results = smallest[0]["results"]
+    assert 0 <= results["accuracy_int8"] <= 1 and 0 <= results["accuracy_fp32"] <= 1
+    assert results["int8_accuracy_drop"] == pytest.approx((results["accuracy_fp32"] - results["accuracy_int8"]) * 100,
+                                                          abs=0.01)
+    assert results["int8_vs_fp32_cpu_inference_speedup"] > 0 and results["mlm_masked_only_step_speedup"] > 0
+    minutes = results["gpu_recipe_minutes_at_40_percent"]
+    assert minutes["T4"] > minutes["A100"] > minutes["H100"] > 0
+
+
+def test_a_goal_knows_when_it_is_met():
+    assert Goal("x", minimum=1.5).met(1.5) and not Goal("x", minimum=1.5).met(1.49)
+    assert Goal("x", maximum=1.0).met(0.0) and not Goal("x", maximum=1.0).met(1.2)
+    assert Goal("x", minimum=1, maximum=2).describe() == ">= 1 and <= 2"
