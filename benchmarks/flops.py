@@ -24,7 +24,7 @@ from helpers.models import load_pretrained
 from helpers.profile import get_profile, resolve_precision
 from helpers.training import TrainConfig, Trainer
 
-SIZES = {"full": {"reviews": None, "steps": 4, "max_length": 512},
+SIZES = {"full": {"reviews": None, "steps": 8, "max_length": 512},
          "smallest": {"reviews": 48, "steps": 1, "max_length": 64}}
 BERT_BASE = {"layers": 12, "d_model": 768, "d_ff": 3072}
 UTILISATION = 0.4  # a well-fed mixed-precision fine-tuning run reaches 30-50 % of the tensor-core peak

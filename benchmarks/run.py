@@ -26,7 +26,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def machine() -> dict:
     """Describe the machine the numbers were measured on."""
-    described = {"processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+    from helpers.profile import cpu_has_bf16
+
+    cpuinfo = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+             if line.startswith("model name")] if cpuinfo.exists() else []
+    described = {"processor": names[0] if names else platform.processor() or platform.machine(),
+                 "threads": torch.get_num_threads(), "native_bf16": cpu_has_bf16()}
     if torch.cuda.is_available():
         described["gpu"] = torch.cuda.get_device_name()
     return described
@@ -82,8 +88,10 @@ def main(argv: list[str] | None = None) -> dict:
     path = args.out / "summary.json"
     if path.exists() and set(args.only) != set(BENCHMARKS):  # a partial run updates the last full summary
         previous = json.loads(path.read_text())
+        summary["command"] = f"{previous['command']}, then python -m benchmarks.run --only {' '.join(args.only)}"
         for key in ("seconds", "results", "goals"):
             summary[key] = {**previous.get(key, {}), **summary[key]}
+        summary["seconds"]["total"] = round(sum(v for k, v in summary["seconds"].items() if k != "total"), 1)
     write_atomically(path, json.dumps(summary, indent=2) + "\n")
     print(f"wrote {path} ({summary['seconds']['total']:.0f} s in all)")
     return summary

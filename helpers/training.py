@@ -8,8 +8,10 @@ or fp16 with a GradScaler (Accelerate fixes one precision per process; a noteboo
 
 Each optimizer step receives one whole batch and splits it into `accumulation` micro-batches;
 when a micro-batch runs out of memory the step is retried with twice as many, half as large, so
-the optimizer still sees the same batch. Before a step draws its batch the random generators are
-seeded from (seed, step): masks and dropout are the same whether or not the run was resumed.
+the optimizer still sees the same batch (on a single process: with several, each would back off
+on its own and they would fall out of step, so it stops with the setting to use instead). Before a
+step draws its batch the random generators are seeded from (seed, step): masks and dropout are
+the same whether or not the run was resumed.
 """
 
 from __future__ import annotations
@@ -208,6 +210,12 @@ class Trainer:
                 loss = self._accumulate(batch)
                 break
             except torch.OutOfMemoryError:
+                if self.accelerator.num_processes > 1:  # the others would wait for gradients that never come
+                    raise torch.OutOfMemoryError(
+                        f"Out of memory at step {self.step} on process {self.accelerator.process_index}: with several "
+                        f"processes the back-off is off (they must stay in step); restart with "
+                        f"accumulation={self.accumulation * 2} in TrainConfig."
+                    ) from None
                 self.optimizer.zero_grad(set_to_none=True)
                 gc.collect()
                 if torch.cuda.is_available():

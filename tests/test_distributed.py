@@ -63,6 +63,16 @@ def test_a_batch_smaller_than_the_number_of_processes_is_a_clear_error():
         trainer._accumulate({"x": torch.randn(1, 4), "y": torch.randn(1, 1)})
 
 
+def test_out_of_memory_with_several_processes_stops_with_the_setting_to_use():
+    def out_of_memory(model, batch):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    config = TrainConfig(steps=1, learning_rate=0.1)
+    trainer = Trainer(nn.Linear(4, 1), out_of_memory, config, accelerator=ShareOfTwo(1))
+    with pytest.raises(torch.OutOfMemoryError, match="on process 1: .* accumulation=2 in TrainConfig"):
+        trainer.train_step({"x": torch.randn(4, 4), "y": torch.randn(4, 1)})
+
+
 def test_the_command_line_rejects_a_missing_output_folder(tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
         main(["--out", str(tmp_path / "missing" / "run.pt")])
