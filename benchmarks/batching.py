@@ -10,8 +10,10 @@ step by step.
 from __future__ import annotations
 
 import copy
+import time
 
 import numpy as np
+from torch.nn import functional as F
 from transformers import AutoTokenizer
 
 from benchmarks.common import Goal, Result
@@ -58,23 +60,20 @@ def run(size: str = "full") -> Result:
     chosen = {name: representative(batches, lengths, settings["steps"], pad_to)
               for name, (batches, pad_to) in kinds.items()}
 
-    def batch(rows, pad_to):
-        ids = [encoded[i] + [tokenizer.pad_token_id] * ((pad_to or 0) - len(encoded[i])) for i in rows]
-        made = pad_batch(ids, tokenizer.pad_token_id, [labels[i] for i in rows])
-        if pad_to:  # padding up to max_length is still padding: the attention mask says so
-            made["attention_mask"][:] = 0
-            for row, i in enumerate(rows):
-                made["attention_mask"][row, :len(encoded[i])] = 1
+    def make_batch(rows, pad_to):
+        made = pad_batch([encoded[i] for i in rows], tokenizer.pad_token_id, [labels[i] for i in rows])
+        if pad_to:  # pad further, up to max_length: the extra positions are padding too
+            extra = pad_to - made["input_ids"].shape[1]
+            made["input_ids"] = F.pad(made["input_ids"], (0, extra), value=tokenizer.pad_token_id)
+            made["attention_mask"] = F.pad(made["attention_mask"], (0, extra), value=0)
         return made
-
-    import time
 
     seconds = dict.fromkeys(kinds, 0.0)
     samples = dict.fromkeys(kinds, 0)
     for step in range(-1, settings["steps"]):  # step -1 is a warm-up
         for name, (_, pad_to) in kinds.items():
             rows = chosen[name][max(step, 0)]
-            made = batch(rows, pad_to)
+            made = make_batch(rows, pad_to)
             started = time.perf_counter()
             trainers[name].train_step(made)
             if step >= 0:

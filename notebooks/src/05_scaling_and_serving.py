@@ -12,8 +12,10 @@
 # command line.
 #
 # **What you need.** Notebook 04's classifier in the work folder (run notebook 04 first). At the
-# `cpu` profile: measured on 2 cores, about 3 minutes; two CPU processes play the part of two GPUs.
-# On a machine with several GPUs the launch cells use all of them.
+# `cpu` profile: measured on 2 cores, about 3 minutes. The launch cells start two CPU processes on
+# every machine, standing in for two GPUs (section 2 says why); the shell command of section 3
+# uses every GPU of a machine that has several. Serving runs on the CPU at both profiles (at the
+# `gpu` profile on 500 held-out reviews, as bert-base on a CPU is slow).
 
 # %% [markdown]
 # As in every notebook, the first cell picks the device and the profile and prints the versions.
@@ -87,10 +89,10 @@ assert torch.allclose(whole, averaged, atol=1e-6)
 # global batch and you usually retune it.
 
 # %%
-for processes, accumulation in ((1, 1), (8, 1), (8, 4)):
-    global_batch = 32 * processes * accumulation
+for gpus, accumulation in ((1, 1), (8, 1), (8, 4)):
+    global_batch = 32 * gpus * accumulation
     steps = 25_000 * 2 // global_batch
-    print(f"{processes} process(es) x 32 rows x {accumulation} accumulation = global batch {global_batch:>4}, "
+    print(f"{gpus} process(es) x 32 rows x {accumulation} accumulation = global batch {global_batch:>4}, "
           f"{steps:>5} optimizer steps for 2 epochs of 25,000 reviews")
 
 # %% [markdown]
@@ -139,8 +141,8 @@ print("1 process,   losses per step:", [round(h["loss"], 4) for h in single["his
 # Same seed, same global batches: the weights must agree. They agree up to rounding, not bit for
 # bit. The all-reduce adds the two halves' gradients in another order than one process adding all
 # rows, and float32 sums depend on the order in their last bits. Adam divides each gradient by its
-# running size, so those last bits can move a weight by a small fraction of the learning rate
-# (1e-4), not more. The bound we check is 1e-4.
+# running size, which can turn the rounding noise of a tiny gradient into a step of a good part of
+# the learning rate (1e-4 here). We check the bound of 1e-4 and print how far below it we land.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -258,16 +260,16 @@ for file in sorted(folder.iterdir()):
 # %%
 splits = load_reviews(profile)
 test = splits["test"]
-size = len(test) if profile.name == "cpu" else 2_000  # at the gpu profile, 2,000 of the 25,000
+size = len(test) if profile.name == "cpu" else 500  # at the gpu profile, 500 of the 25,000 (CPU inference)
 texts, labels = list(test["text"][:size]), np.array(test["label"][:size])
 encoded = encode(tokenizer, texts, profile.max_length)
 with tempfile.TemporaryDirectory() as folder:
     save_atomically(model, tokenizer, Path(folder) / "copy")
-    copy, _ = load_classifier(Path(folder) / "copy")
+    reloaded, _ = load_classifier(Path(folder) / "copy")
 first = predict_probabilities(model, encoded[:64], tokenizer.pad_token_id)
-assert np.array_equal(first, predict_probabilities(copy, encoded[:64], tokenizer.pad_token_id))
+assert np.array_equal(first, predict_probabilities(reloaded, encoded[:64], tokenizer.pad_token_id))
 print("reloaded copy: identical probabilities on 64 reviews")
-del copy
+del reloaded
 
 # %% [markdown]
 # ## 6. Dynamic int8 quantization
@@ -275,8 +277,7 @@ del copy
 # Most of the work of a BERT forward pass is in its Linear layers. *Dynamic quantization* stores
 # their weights as 8-bit integers with a scale per output channel (four times smaller), and at run
 # time quantizes each activation with its own scale, multiplies in int8 and converts the result
-# back. No calibration
-# data is needed, and CPUs have fast int8 instructions. The embeddings stay in float32, which is
+# back. No calibration data is needed, and CPUs have fast int8 instructions. The embeddings stay in float32, which is
 # why the model shrinks by less than four times.
 
 # %%
