@@ -14,12 +14,10 @@ import time
 
 import numpy as np
 from torch.nn import functional as F
-from transformers import AutoTokenizer
 
-from benchmarks.common import Goal, Result
+from benchmarks.common import Goal, Result, encoded_training_reviews
 from helpers.batching import length_grouped_batches, padding_efficiency, random_batches
-from helpers.classification import BertForReviewClassification, classification_loss, encode, pad_batch
-from helpers.data import load_reviews
+from helpers.classification import BertForReviewClassification, classification_loss, pad_batch
 from helpers.models import load_pretrained
 from helpers.profile import get_profile, resolve_precision
 from helpers.training import TrainConfig, Trainer
@@ -39,12 +37,8 @@ def representative(batches: list[list[int]], lengths: list[int], count: int, pad
 def run(size: str = "full") -> Result:
     settings = SIZES[size]
     profile = get_profile("cpu")
-    tokenizer = load_pretrained(AutoTokenizer, profile)
-    train = load_reviews(profile)["train"]
-    if settings["reviews"]:
-        train = train.select(range(settings["reviews"]))
     max_length = settings["max_length"]
-    encoded, labels = encode(tokenizer, train["text"], max_length), list(train["label"])
+    tokenizer, encoded, labels = encoded_training_reviews(settings["reviews"], max_length)
     lengths = [len(ids) for ids in encoded]
     kinds = {
         "pad to max": (random_batches(len(lengths), BATCH_SIZE, seed=0), max_length),

@@ -91,3 +91,20 @@ def save_figure(figure, path: Path) -> None:
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
     write_atomically(path, buffer.getvalue())
+
+
+def encoded_training_reviews(reviews: int | None, max_length: int) -> tuple[object, list[list[int]], list[int]]:
+    """Return (tokenizer, head+tail token ids, labels) of the cpu profile's training reviews (the first `reviews`)."""
+    from transformers import AutoTokenizer
+
+    from helpers.classification import encode
+    from helpers.data import load_reviews
+    from helpers.models import load_pretrained
+    from helpers.profile import get_profile
+
+    profile = get_profile("cpu")
+    tokenizer = load_pretrained(AutoTokenizer, profile)
+    train = load_reviews(profile)["train"]
+    if reviews:
+        train = train.select(range(reviews))
+    return tokenizer, encode(tokenizer, train["text"], max_length), list(train["label"])

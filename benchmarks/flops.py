@@ -13,12 +13,10 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from transformers import AutoTokenizer
 
-from benchmarks.common import Result
+from benchmarks.common import Result, encoded_training_reviews
 from helpers.batching import length_grouped_batches, padding_efficiency
-from helpers.classification import BertForReviewClassification, classification_loss, encode, pad_batch
-from helpers.data import load_reviews
+from helpers.classification import BertForReviewClassification, classification_loss, pad_batch
 from helpers.measure import PEAK_TFLOPS, training_flops_per_token
 from helpers.models import load_pretrained
 from helpers.profile import get_profile, resolve_precision
@@ -38,12 +36,8 @@ def multiplied_weights(layers: int, d_model: int, d_ff: int) -> int:
 def run(size: str = "full") -> Result:
     settings = SIZES[size]
     profile = get_profile("cpu")
-    tokenizer = load_pretrained(AutoTokenizer, profile)
-    train = load_reviews(profile)["train"]
-    if settings["reviews"]:
-        train = train.select(range(settings["reviews"]))
     max_length = settings["max_length"]
-    encoded = encode(tokenizer, train["text"], max_length)
+    tokenizer, encoded, labels = encoded_training_reviews(settings["reviews"], max_length)
     lengths = [len(ids) for ids in encoded]
     batches = length_grouped_batches(lengths, 32, seed=0)
     computed_per_review = float(np.mean(lengths)) / padding_efficiency(lengths, batches)
@@ -61,7 +55,6 @@ def run(size: str = "full") -> Result:
     trainer = Trainer(model, classification_loss, TrainConfig(steps=10**6, learning_rate=1e-4, precision=precision))
     chosen = sorted(length_grouped_batches(lengths, 16, seed=0), key=lambda b: max(lengths[i] for i in b))
     chosen = [chosen[int((k + 0.5) * len(chosen) / settings["steps"])] for k in range(settings["steps"])]
-    labels = list(train["label"])
 
 
     def batch_of(rows):
