@@ -12,9 +12,7 @@ Each review gets one line: the label, its probability, and the start of the revi
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +21,7 @@ import torch
 from torch import nn
 
 from helpers.classification import BertForReviewClassification, classify_reviews
+from helpers.measure import median_seconds
 from helpers.models import classifier_dir
 from helpers.profile import get_profile
 
@@ -71,14 +70,8 @@ def weights_megabytes(model: nn.Module) -> float:
 
 def median_latency_ms(model: nn.Module, batch: dict[str, torch.Tensor], repeats: int = 5) -> float:
     """Return the median milliseconds of one forward pass on `batch`, after one warm-up pass."""
-    times = []
     with torch.inference_mode():
-        for repeat in range(repeats + 1):
-            started = time.perf_counter()
-            model(**batch)
-            if repeat:  # the first pass is a warm-up
-                times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+        return median_seconds(lambda: model(**batch), repeats=repeats) * 1000
 
 
 def check_reviews(texts: Sequence[str]) -> list[str]:
