@@ -17,7 +17,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from helpers.batching import LengthGroupedBatchSampler
 from helpers.tokenization import encode_head_tail
-from helpers.training import PRECISIONS, Batch
+from helpers.training import PRECISIONS, Batch, free_memory
 
 
 class BertForReviewClassification(BertForSequenceClassification):
@@ -88,18 +88,37 @@ def classification_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
 @torch.no_grad()
 def predict_probabilities(model: nn.Module, encoded: Sequence[Sequence[int]], pad_id: int,
                           batch_size: int = 64, precision: str = "fp32") -> np.ndarray:
-    """Return P(positive) for each encoded review, batching reviews of similar length together."""
+    """Return P(positive) for each encoded review, batching reviews of similar length together.
+
+    A batch that runs out of memory is retried at half the size, down to one review.
+    """
     model.eval()
     device = next(model.parameters()).device
     dtype = PRECISIONS[precision]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     probabilities = np.empty(len(encoded), dtype=np.float64)
-    for start in range(0, len(order), batch_size):
+    start = 0
+    while start < len(order):
         chosen = order[start:start + batch_size]
         batch = {k: v.to(device) for k, v in pad_batch([encoded[i] for i in chosen], pad_id).items()}
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-            logits = model(**batch).logits
+        try:
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                logits = model(**batch).logits
+        except torch.OutOfMemoryError:
+            logits = None  # leave the except block before freeing: its traceback holds the activations
+        if logits is None:
+            del batch
+            free_memory()
+            if batch_size == 1:
+                raise torch.OutOfMemoryError(
+                    f"Out of memory scoring a single review of {len(encoded[chosen[0]])} tokens: "
+                    "use a smaller max_length, or score on the CPU."
+                )
+            batch_size //= 2
+            print(f"Out of memory while scoring: batches of {batch_size} reviews from now on.")
+            continue
         probabilities[chosen] = logits.float().softmax(dim=-1)[:, 1].cpu().numpy()
+        start += len(chosen)
     return probabilities
 
 

@@ -2,7 +2,9 @@
 
 Introduced in notebook 01; every later notebook reads its reviews through `load_reviews`.
 A local source is a .parquet/.csv/.tsv/.jsonl file with `text` and `label` columns, or an
-extracted `aclImdb/` folder (train/pos, train/neg, test/..., train/unsup).
+extracted `aclImdb/` folder (train/pos, train/neg, test/..., train/unsup). At the `cpu` profile
+without a local source, a stratified 5,000-review sample of the pinned Hub revision is downloaded
+once and cached. The Hub's splits are sorted by label: take subsets with `balanced_sample`.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ import pandas as pd
 from datasets import Dataset, DatasetDict
 from sklearn.model_selection import train_test_split
 
-from helpers.profile import DATA_ENV, Profile
+from helpers.profile import DATA_ENV, IMDB_HUB_ID, IMDB_HUB_REVISION, Profile, work_dir
 
 LABEL_NAMES = ("negative", "positive")  # label 0 and label 1
 _LABEL_WORDS = {"0": 0, "neg": 0, "negative": 0, "1": 1, "pos": 1, "positive": 1}
+HUB_SAMPLE_SIZES = {"train": 4_000, "test": 1_000}  # the cpu profile's sample when no local file is given
 _READERS = {
     ".parquet": pd.read_parquet,
     ".csv": pd.read_csv,
@@ -114,21 +117,70 @@ def load_local(path: str | os.PathLike, profile: Profile, clean: bool = True) ->
     return DatasetDict({name: _to_dataset(part, name, clean) for name, part in parts.items()})
 
 
-def load_hub(profile: Profile, clean: bool = True) -> DatasetDict:
-    """Download the profile's IMDB data set from the Hub at its pinned revision."""
+def balanced_sample(dataset: Dataset, size: int, seed: int) -> Dataset:
+    """Return `size` reviews with the label shares of `dataset`, in a seeded random order (all if size >= len).
+
+    Never take "the first N" reviews of a Hub split: stanfordnlp/imdb lists 12,500 negative reviews
+    before the positive ones, so the first N would all be negative.
+    """
+    if size >= len(dataset):
+        return dataset
+    if size < 1:
+        raise ValueError(f"Cannot sample {size} reviews: ask for at least one.")
+    labels = dataset["label"]
+    try:
+        chosen, _ = train_test_split(range(len(dataset)), train_size=size, stratify=labels, random_state=seed)
+    except ValueError:  # a class too small to stratify (or fewer rows than classes): a plain seeded draw
+        chosen, _ = train_test_split(range(len(dataset)), train_size=size, random_state=seed)
+    return dataset.select(chosen)
+
+
+def download_imdb(dataset_id: str, revision: str | None) -> DatasetDict:
+    """Download a data set with `datasets.load_dataset`, or raise one clear ConnectionError."""
     from datasets import load_dataset
 
     try:
-        raw = load_dataset(profile.dataset_id, revision=profile.dataset_revision)
+        return load_dataset(dataset_id, revision=revision)
     except Exception as error:  # the Hub raises many types: connection, offline mode, 404
         raise ConnectionError(
-            f"Could not download {profile.dataset_id} from the Hugging Face Hub "
-            f"({type(error).__name__}). Set {DATA_ENV} to a local IMDB file or aclImdb/ folder, "
-            "or use the cpu profile (TUTORIAL_PROFILE=cpu)."
+            f"Could not download {dataset_id} from the Hugging Face Hub ({type(error).__name__}). "
+            f"Set {DATA_ENV} to a local IMDB file or aclImdb/ folder, or use the cpu profile (TUTORIAL_PROFILE=cpu)."
         ) from None
+
+
+def load_hub(profile: Profile, clean: bool = True) -> DatasetDict:
+    """Download the profile's IMDB data set from the Hub at its pinned revision."""
+    raw = download_imdb(profile.dataset_id, profile.dataset_revision)
     if not clean:
         return raw
     return raw.map(lambda batch: {"text": [clean_review(t) for t in batch["text"]]}, batched=True)
+
+
+def hub_sample(profile: Profile) -> Path:
+    """Return the cached parquet file of a stratified sample of the pinned IMDB revision, downloading it once.
+
+    4,000 training and 1,000 test reviews, half of each class, drawn with the profile's seed.
+    """
+    path = work_dir(profile) / "imdb-hub-sample-5000.parquet"
+    if path.exists():
+        return path
+    try:
+        raw = download_imdb(IMDB_HUB_ID, IMDB_HUB_REVISION)
+    except ConnectionError:
+        raise FileNotFoundError(
+            f"The {profile.name} profile needs IMDB reviews: set {DATA_ENV} to a .parquet/.csv/.tsv/.jsonl "
+            f"file with text and label columns, or an aclImdb/ folder (with internet, a 5,000-review sample "
+            f"of {IMDB_HUB_ID} is downloaded instead, but the Hub could not be reached)."
+        ) from None
+    parts = [balanced_sample(raw[split], size, profile.seed).to_pandas().assign(split=split)
+             for split, size in HUB_SAMPLE_SIZES.items()]
+    frame = pd.concat(parts, ignore_index=True)[["text", "label", "split"]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    frame.to_parquet(partial, index=False)
+    os.replace(partial, path)  # a crash never leaves half a file behind
+    print(f"Saved a {len(frame):,}-review sample of {IMDB_HUB_ID} to {path}")
+    return path
 
 
 def load_reviews(profile: Profile, clean: bool = True) -> DatasetDict:
@@ -137,8 +189,5 @@ def load_reviews(profile: Profile, clean: bool = True) -> DatasetDict:
     if local:
         return load_local(local, profile, clean)
     if profile.dataset_id is None:
-        raise FileNotFoundError(
-            f"The {profile.name} profile reads a local IMDB sample: set {DATA_ENV} to a "
-            ".parquet/.csv/.tsv/.jsonl file with text and label columns, or an aclImdb/ folder."
-        )
+        return load_local(hub_sample(profile), profile, clean)
     return load_hub(profile, clean)

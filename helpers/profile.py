@@ -16,7 +16,13 @@ import torch
 PROFILE_ENV = "TUTORIAL_PROFILE"  # overrides the automatic choice: "cpu" or "gpu"
 DATA_ENV = "TUTORIAL_DATA"  # a local IMDB file or extracted aclImdb/ folder
 MODEL_ENV = "TUTORIAL_MODEL"  # a local model folder or Hub id that replaces the profile's model
+DATASET_ENV = "TUTORIAL_DATASET"  # a Hub dataset id, or a local folder laid out like one, replacing the gpu data
+SCALE_ENV = "TUTORIAL_SCALE"  # a factor in (0, 1] that shrinks training steps and evaluation blocks (smoke runs)
 WORK_ENV = "TUTORIAL_WORKDIR"  # where checkpoints and the adapted encoder are written
+
+IMDB_HUB_ID = "stanfordnlp/imdb"  # 25k train / 25k test / 50k unlabelled, sorted by label within each split
+IMDB_HUB_REVISION = "e6281661ce1c48d982bc483cf8a173c1bbeb5d31"
+BF16_MIN_CAPABILITY = (8, 0)  # Ampere (A100, L4) and later: bf16 tensor cores; a T4 is (7, 5)
 
 
 @dataclass(frozen=True)
@@ -47,12 +53,12 @@ PROFILES: dict[str, Profile] = {
         name="gpu",
         model_id="google-bert/bert-base-uncased",
         model_revision="86b5e0934494bd15c9632b12f734a8a67f723594",
-        dataset_id="stanfordnlp/imdb",
-        dataset_revision="e6281661ce1c48d982bc483cf8a173c1bbeb5d31",
+        dataset_id=IMDB_HUB_ID,
+        dataset_revision=IMDB_HUB_REVISION,
         test_fraction=0.5,
         max_length=512,
         batch_size=32,
-        precision="bf16",  # replaced by fp16 on cards without bf16 (T4): see resolve_precision
+        precision="bf16",  # fp16 with loss scaling below compute capability 8.0 (T4): see resolve_precision
         seed=0,
         epochs=2,
         learning_rate=2e-5,  # the BERT paper's range (2e-5 to 5e-5) for batch 32
@@ -90,15 +96,22 @@ def cpu_has_bf16() -> bool:
     return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
 
 
+def gpu_has_bf16() -> bool:
+    """Return whether the GPU has bf16 tensor cores (compute capability 8.0 or later)."""
+    # Not torch.cuda.is_bf16_supported(): it is True on a T4 too, where bf16 is emulated without
+    # tensor cores and SDPA's fast kernels refuse it (about 4x slower steps, far more memory).
+    return torch.cuda.get_device_capability() >= BF16_MIN_CAPABILITY
+
+
 def resolve_precision(requested: str) -> str:
     """Return the precision this machine can run.
 
-    bf16 needs a GPU that supports it (else fp16 with loss scaling) or, without CUDA, a CPU with
-    native bf16 (else fp32); fp16 needs CUDA.
+    bf16 needs a GPU of compute capability 8.0 or later (else fp16 with loss scaling) or, without
+    CUDA, a CPU with native bf16 (else fp32); fp16 needs CUDA.
     """
     cuda = torch.cuda.is_available()
     if requested == "bf16" and cuda:
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if gpu_has_bf16() else "fp16"
     if requested == "bf16":
         return "bf16" if cpu_has_bf16() and not torch.backends.mps.is_available() else "fp32"
     if requested == "fp16" and not cuda:
@@ -113,8 +126,32 @@ def get_profile(name: str | None = None) -> Profile:
     if key not in PROFILES:
         valid = ", ".join(sorted(PROFILES))
         raise ValueError(f"Unknown profile {name!r}: choose one of {valid} (set {PROFILE_ENV}).")
-    profile = PROFILES[key]
-    return dataclasses.replace(profile, precision=resolve_precision(profile.precision))
+    profile = dataclasses.replace(PROFILES[key], precision=resolve_precision(PROFILES[key].precision))
+    dataset = os.environ.get(DATASET_ENV)
+    if dataset and profile.dataset_id is not None:  # a copy is not the pinned revision: no revision
+        profile = dataclasses.replace(profile, dataset_id=os.path.expanduser(dataset), dataset_revision=None)
+    return scaled(profile, os.environ.get(SCALE_ENV))
+
+
+def scaled(profile: Profile, factor: str | float | None) -> Profile:
+    """Return the profile with its training steps and evaluation blocks multiplied by `factor` (0 < factor <= 1).
+
+    The smoke run executes the gpu profile's code on a CPU in minutes; the code paths do not change.
+    """
+    if factor in (None, ""):
+        return profile
+    try:
+        value = float(factor)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise ValueError(f"{SCALE_ENV}={factor!r}: give a number above 0 and at most 1 (1 = the full run).")
+    return dataclasses.replace(
+        profile,
+        epochs=max(1, round(profile.epochs * value)),
+        mlm_steps=max(4, round(profile.mlm_steps * value)),
+        mlm_eval_blocks=max(4, round(profile.mlm_eval_blocks * value)),
+    )
 
 
 def work_dir(profile: Profile) -> Path:

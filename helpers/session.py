@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import random
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from helpers.profile import DATA_ENV, MODEL_ENV, Profile, describe, get_profile
+from helpers.profile import DATA_ENV, MODEL_ENV, WORK_ENV, Profile, describe, get_profile, work_dir
 
 LIBRARIES = ("torch", "transformers", "tokenizers", "datasets", "accelerate", "scikit-learn", "matplotlib")
 
@@ -78,10 +79,35 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+def in_colab() -> bool:
+    """Return whether this kernel runs on Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+def use_google_drive(folder: str = "bert-imdb-tutorial", mount_point: str = "/content/drive") -> Path | None:
+    """On Colab, mount Google Drive and keep the work folder there; elsewhere change nothing.
+
+    Each Colab notebook runs on its own machine: what notebook 03 or 04 writes (the adapted encoder,
+    the classifier, checkpoints) is gone for the next notebook unless it is on Drive.
+    """
+    if not in_colab():
+        print(f"Not on Colab: the work folder stays {work_dir(get_profile()).parent}")
+        return None
+    from google.colab import drive  # only importable on Colab
+
+    drive.mount(mount_point)
+    target = Path(mount_point) / "MyDrive" / folder
+    target.mkdir(parents=True, exist_ok=True)
+    os.environ[WORK_ENV] = str(target)
+    print(f"Work folder on Google Drive: {target} (checkpoints of bert-base are about 1.3 GB each)")
+    return target
+
+
 def start_notebook(profile: str | None = None, seed: int | None = None, verbose: bool = True) -> Session:
     """Choose profile and device, seed everything, quiet the libraries and print what was chosen."""
     chosen = get_profile(profile)
-    quiet_libraries(offline=chosen.name == "cpu")
+    # the cpu profile's model is local; its data too, unless the Hub sample is to be downloaded
+    quiet_libraries(offline=chosen.name == "cpu" and bool(os.environ.get(DATA_ENV)))
     from helpers.plotting import use_style
 
     use_style()

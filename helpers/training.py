@@ -9,8 +9,9 @@ or fp16 with a GradScaler (Accelerate fixes one precision per process; a noteboo
 Each optimizer step receives one whole batch and splits it into `accumulation` micro-batches;
 when a micro-batch runs out of memory the step is retried with twice as many, half as large, so
 the optimizer still sees the same batch (on a single process: with several, each would back off
-on its own and they would fall out of step, so it stops with the setting to use instead). Before a
-step draws its batch the random generators are seeded from (seed, step): masks and dropout are
+on its own and they would fall out of step, so it stops with the setting to use instead). Only the
+latest checkpoint is kept, and it is removed when the run finishes (bert-base with AdamW's state
+is about 1.3 GB: several would fill a 15 GB Google Drive). Before a step draws its batch the random generators are seeded from (seed, step): masks and dropout are
 the same whether or not the run was resumed.
 """
 
@@ -79,6 +80,13 @@ def split_batch(batch: Batch, parts: int) -> list[Batch]:
 def step_seed(seed: int, step: int) -> int:
     """Return the seed of one step: a resumed run draws the same masks and dropout as an unbroken one."""
     return seed * 1_000_003 + step
+
+
+def free_memory() -> None:
+    """Return the memory of freed tensors to the GPU (call it after the failed step's graph is gone)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def atomic_save(obj: object, path: Path) -> None:
@@ -208,33 +216,63 @@ class Trainer:
         while True:
             try:
                 loss = self._accumulate(batch)
-                break
             except torch.OutOfMemoryError:
-                if self.accelerator.num_processes > 1:  # the others would wait for gradients that never come
-                    raise torch.OutOfMemoryError(
-                        f"Out of memory at step {self.step} on process {self.accelerator.process_index}: with several "
-                        f"processes the back-off is off (they must stay in step); restart with "
-                        f"accumulation={self.accumulation * 2} in TrainConfig."
-                    ) from None
-                self.optimizer.zero_grad(set_to_none=True)
-                gc.collect()
-                if torch.cuda.is_available():
-                    torch.cuda.empty_cache()
-                rows = len(next(iter(batch.values())))
-                if self.accumulation >= rows:
-                    raise torch.OutOfMemoryError(
-                        "Out of memory even with one sequence per micro-batch: use shorter sequences "
-                        "(a smaller max_length) or a smaller model."
-                    ) from None
-                self.accumulation *= 2
-                print(f"Out of memory at step {self.step}: retrying with {self.accumulation} micro-batches per step.")
+                loss = None  # leave the except block first: its traceback still holds the failed graph
+            if loss is not None:
+                break
+            self._back_off(len(next(iter(batch.values()))))
         self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
-        self.scaler.step(self.optimizer)  # skipped if fp16 gradients overflowed
+        self._optimizer_step()
         self.scaler.update()
         self.schedule.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss
+
+    def _back_off(self, rows: int) -> None:
+        """After an out-of-memory error, free the failed step and double the micro-batches (or say what to change)."""
+        if self.accelerator.num_processes > 1:  # the others would wait for gradients that never come
+            raise torch.OutOfMemoryError(
+                f"Out of memory at step {self.step} on process {self.accelerator.process_index}: with several "
+                f"processes the back-off is off (they must stay in step); restart with "
+                f"accumulation={self.accumulation * 2} in TrainConfig."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        free_memory()
+        if self.accumulation >= rows:
+            raise torch.OutOfMemoryError(
+                "Out of memory even with one sequence per micro-batch: use shorter sequences "
+                "(a smaller max_length) or a smaller model."
+            )
+        self.accumulation *= 2
+        print(f"Out of memory at step {self.step}: retrying with {self.accumulation} micro-batches per step.")
+
+    def _optimizer_step(self) -> None:
+        """Apply the gradients; AdamW creates its state (2 tensors per weight) on the first step, which may not fit."""
+        for _ in range(2):
+            try:
+                self.scaler.step(self.optimizer)  # skipped if fp16 gradients overflowed
+                return
+            except torch.OutOfMemoryError:
+                pass
+            free_memory()  # outside the except block, then one more try
+        raise torch.OutOfMemoryError(
+            f"Out of memory in the optimizer step at step {self.step}: weights, gradients and AdamW's two "
+            "moments need about 4x the model's size. Free other models first (del model; gc.collect(); "
+            "torch.cuda.empty_cache()) or use a smaller model."
+        )
+
+    # --- checkpoints of a finished run --------------------------------------------------------
+    def remove_checkpoint(self) -> int:
+        """Delete this run's checkpoint (and a half-written one); return the bytes freed."""
+        if self.checkpoint_dir is None or not self.accelerator.is_main_process:
+            return 0
+        freed = 0
+        for path in (self.checkpoint_dir / CHECKPOINT, self.checkpoint_dir / (CHECKPOINT + ".partial")):
+            if path.exists():
+                freed += path.stat().st_size
+                path.unlink()
+        return freed
 
     # --- the loop ----------------------------------------------------------------------------
     def fit(
@@ -285,8 +323,11 @@ class Trainer:
                 window = []
                 if on_log is not None and self.accelerator.is_main_process:
                     on_log(self.history)
-            if config.checkpoint_every and (self.step % config.checkpoint_every == 0 or done):
+            if config.checkpoint_every and self.step % config.checkpoint_every == 0 and not done:
                 self.save_checkpoint()
+        freed = self.remove_checkpoint()  # only the latest is ever kept, and none once the run is finished
+        if freed:
+            print(f"Finished: removed the checkpoint ({freed / 1e6:,.0f} MB).")
         self.model.eval()
         return self.history
 

@@ -65,7 +65,7 @@ def sample_path() -> Path:
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """Remove the tutorial's environment variables so each test sets exactly what it needs."""
-    for name in ("TUTORIAL_PROFILE", "TUTORIAL_DATA", "TUTORIAL_MODEL"):
+    for name in ("TUTORIAL_PROFILE", "TUTORIAL_DATA", "TUTORIAL_MODEL", "TUTORIAL_DATASET", "TUTORIAL_SCALE"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 

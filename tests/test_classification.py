@@ -110,3 +110,23 @@ def test_classify_reviews_keeps_order_and_rejects_blank_input(tokenizer):
         classify_reviews(model, tokenizer, ["fine", "   "], max_length=32)
     with pytest.raises(ValueError, match="Nothing to classify"):
         classify_reviews(model, tokenizer, [], max_length=32)
+
+
+def test_scoring_halves_the_batch_on_out_of_memory(tokenizer, capsys):
+    model = tiny_classifier()
+    encoded = encode(tokenizer, REVIEWS, max_length=32)
+    expected = predict_probabilities(model, encoded, tokenizer.pad_token_id, batch_size=4)
+    forward = model.forward
+
+    def fits_four(**batch):  # pretend the card holds at most four reviews at once
+        if len(batch["input_ids"]) > 4:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return forward(**batch)
+
+    model.forward = fits_four
+    got = predict_probabilities(model, encoded, tokenizer.pad_token_id, batch_size=16)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    assert "batches of 8 reviews" in capsys.readouterr().out
+    model.forward = lambda **batch: (_ for _ in ()).throw(torch.OutOfMemoryError())
+    with pytest.raises(torch.OutOfMemoryError, match="scoring a single review of .* tokens: use a smaller max_length"):
+        predict_probabilities(model, encoded, tokenizer.pad_token_id, batch_size=2)

@@ -1,9 +1,11 @@
+import datasets
 import pandas as pd
 import pytest
 from conftest import run_offline
+from datasets import Dataset, DatasetDict
 
-from helpers.data import clean_review, load_reviews, read_local_reviews, stratified_split
-from helpers.profile import PROFILES
+from helpers.data import balanced_sample, clean_review, load_reviews, read_local_reviews, stratified_split
+from helpers.profile import IMDB_HUB_ID, IMDB_HUB_REVISION, PROFILES
 
 CPU = PROFILES["cpu"]
 
@@ -65,9 +67,51 @@ def test_missing_file(tmp_path):
         read_local_reviews(tmp_path / "nowhere.parquet")
 
 
-def test_no_data_variable_in_the_cpu_profile(clean_env):
-    with pytest.raises(FileNotFoundError, match="The cpu profile reads a local IMDB sample: set TUTORIAL_DATA"):
-        load_reviews(CPU)
+def test_no_data_variable_and_no_network_in_the_cpu_profile(tmp_path):
+    code = "from helpers.data import load_reviews; from helpers.profile import PROFILES; load_reviews(PROFILES['cpu'])"
+    result = run_offline(code, TUTORIAL_WORKDIR=str(tmp_path))
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1
+    assert last_line.startswith("FileNotFoundError: The cpu profile needs IMDB reviews: set TUTORIAL_DATA")
+    assert "the Hub could not be reached" in last_line
+    assert not list(tmp_path.rglob("*.parquet*")), "nothing half-written is left behind"
+
+
+def label_sorted(negative: int, positive: int, prefix: str = "") -> Dataset:
+    """A split laid out like stanfordnlp/imdb's: every negative review before the positive ones."""
+    labels = [0] * negative + [1] * positive
+    return Dataset.from_dict({"text": [f"{prefix}review {i}" for i in range(len(labels))], "label": labels})
+
+
+def test_balanced_sample_of_a_label_sorted_split_has_both_classes():
+    split = label_sorted(500, 500)
+    assert set(split.select(range(100))["label"]) == {0}, "the first N of a sorted split are one class"
+    sample = balanced_sample(split, 100, seed=0)
+    assert sum(sample["label"]) == 50 and len(set(sample["text"])) == 100
+    assert sample["text"] == balanced_sample(split, 100, seed=0)["text"], "the same seed draws the same reviews"
+    assert balanced_sample(split, 5_000, seed=0) is split, "asking for more than there is returns all"
+    unlabelled = Dataset.from_dict({"text": [f"u{i}" for i in range(50)], "label": [-1] * 50})
+    assert len(balanced_sample(unlabelled, 10, seed=0)) == 10
+
+
+def test_cpu_profile_without_a_file_downloads_a_stratified_sample_once(clean_env, tmp_path, capsys):
+    calls = []
+
+    def fake_hub(name, revision=None, **kwargs):
+        calls.append((name, revision))
+        return DatasetDict({"train": label_sorted(2_500, 2_500, "train "), "test": label_sorted(800, 800, "test "),
+                            "unsupervised": Dataset.from_dict({"text": ["u"] * 10, "label": [-1] * 10})})
+
+    clean_env.setenv("TUTORIAL_WORKDIR", str(tmp_path))
+    clean_env.setattr(datasets, "load_dataset", fake_hub)
+    splits = load_reviews(CPU)
+    assert calls == [(IMDB_HUB_ID, IMDB_HUB_REVISION)], "the pinned revision, not whatever main is today"
+    assert (len(splits["train"]), len(splits["test"])) == (4_000, 1_000)
+    assert sum(splits["train"]["label"]) == 2_000 and sum(splits["test"]["label"]) == 500
+    assert all(t.startswith("test ") for t in splits["test"]["text"]), "the Hub's test reviews stay test reviews"
+    assert "Saved a 5,000-review sample" in capsys.readouterr().out
+    clean_env.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("the cached sample must be used"))
+    assert load_reviews(CPU)["test"]["text"] == splits["test"]["text"]
 
 
 @pytest.mark.parametrize("column", ["text", "label"])

@@ -8,7 +8,7 @@ def test_automatic_choice_follows_cuda(clean_env):
     clean_env.setattr(torch.cuda, "is_available", lambda: False)
     assert get_profile().name == "cpu"
     clean_env.setattr(torch.cuda, "is_available", lambda: True)
-    clean_env.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    clean_env.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0))
     assert get_profile().name == "gpu"
 
 
@@ -27,12 +27,30 @@ def test_unknown_profile_names_the_valid_ones(clean_env):
         get_profile()
 
 
-def test_precision_falls_back_on_cards_without_bf16(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)  # a T4
-    assert resolve_precision("bf16") == "fp16"
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)  # an A100
-    assert resolve_precision("bf16") == "bf16"
+@pytest.mark.parametrize("card, capability, expected", [
+    ("T4", (7, 5), "fp16"), ("V100", (7, 0), "fp16"), ("A100", (8, 0), "bf16"), ("L4", (8, 9), "bf16"),
+    ("H100", (9, 0), "bf16"),
+])
+def test_bf16_only_from_compute_capability_8(clean_env, card, capability, expected):
+    clean_env.setattr(torch.cuda, "is_available", lambda: True)
+    clean_env.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    clean_env.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # what a T4 answers too (emulation)
+    assert resolve_precision("bf16") == expected, card
+    assert get_profile("gpu").precision == expected
+
+
+def test_dataset_override_and_scale_knob(clean_env, tmp_path):
+    clean_env.setenv("TUTORIAL_DATASET", str(tmp_path))
+    clean_env.setenv("TUTORIAL_SCALE", "0.01")
+    gpu = get_profile("gpu")
+    assert (gpu.dataset_id, gpu.dataset_revision) == (str(tmp_path), None), "a local copy has no Hub revision"
+    assert (gpu.mlm_steps, gpu.mlm_eval_blocks, gpu.epochs) == (10, 10, 1)
+    assert gpu.max_length == PROFILES["gpu"].max_length, "the knob shrinks steps, not the code path"
+    assert get_profile("cpu").dataset_id is None, "the cpu profile keeps reading its local sample"
+    for bad in ("0", "2", "fast"):
+        clean_env.setenv("TUTORIAL_SCALE", bad)
+        with pytest.raises(ValueError, match="TUTORIAL_SCALE=.*give a number above 0 and at most 1"):
+            get_profile("gpu")
 
 
 def test_cpu_bf16_only_where_the_processor_has_it(monkeypatch):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+from collections.abc import Callable
+
 import pytest
 import torch
 from conftest import StubTokenizer, notebook_definitions, tiny_model
@@ -45,7 +49,7 @@ def test_split_batch_keeps_every_row_once():
     assert torch.equal(torch.cat([p["y"] for p in parts]), batch["y"])
 
 
-def test_resumed_run_reaches_the_same_parameters_as_an_unbroken_one(tmp_path):
+def test_resumed_run_reaches_the_same_parameters_as_an_unbroken_one(tmp_path, capsys):
     unbroken = Trainer(tiny_model(), masked_only_loss, CONFIG)  # dropout on, masks drawn at collation
     history = unbroken.fit(loader_for)  # 9 steps of 5 batches: crosses an epoch boundary
 
@@ -66,11 +70,21 @@ def test_resumed_run_reaches_the_same_parameters_as_an_unbroken_one(tmp_path):
     reference = parameters(unbroken)
     for name, value in parameters(resumed).items():
         torch.testing.assert_close(value, reference[name], rtol=0, atol=0, msg=name)
-    assert not list(tmp_path.glob("*.partial")) and (tmp_path / CHECKPOINT).exists()
+    assert not list(tmp_path.iterdir()), "a finished run leaves no checkpoint (nor a partial one) behind"
+    assert "Finished: removed the checkpoint" in capsys.readouterr().out
+
+
+def stop_at(step: int) -> Callable[[list[dict]], None]:
+    def stop(history: list[dict]) -> None:
+        if history[-1]["step"] == step:
+            raise Interrupt
+    return stop
 
 
 def test_a_checkpoint_of_other_settings_is_ignored(tmp_path, capsys):
-    Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path).fit(loader_for)
+    with pytest.raises(Interrupt):
+        Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path).fit(loader_for, on_log=stop_at(3))
+    assert (tmp_path / CHECKPOINT).exists()
     other = TrainConfig(**{**CONFIG.__dict__, "learning_rate": 5e-4})
     trainer = Trainer(tiny_model(), masked_only_loss, other, checkpoint_dir=tmp_path)
     assert not trainer.load_checkpoint() and trainer.step == 0
@@ -102,6 +116,46 @@ def test_out_of_memory_with_single_rows_says_what_to_change():
     trainer = Trainer(tiny_model(), no_memory_loss, TrainConfig(steps=1, learning_rate=1e-3))
     with pytest.raises(torch.OutOfMemoryError, match="one sequence per micro-batch"):
         trainer.fit(loader_for)
+
+
+def test_out_of_memory_frees_the_failed_graph_before_retrying(monkeypatch):
+    alive = []
+
+    class Graph:  # stands for the autograd graph a failed forward pass leaves on its frames
+        pass
+
+    def small_memory_loss(model, batch):
+        if len(batch["input_ids"]) > 4:
+            graph = Graph()
+            alive.append(weakref.ref(graph))
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return masked_only_loss(model, batch)
+
+    freed_before_retry = []
+    monkeypatch.setattr("helpers.training.free_memory",
+                        lambda: (gc.collect(), freed_before_retry.append(all(r() is None for r in alive))))
+    Trainer(tiny_model(), small_memory_loss, TrainConfig(steps=1, learning_rate=1e-3)).fit(loader_for)
+    assert freed_before_retry == [True], "the graph of the failed micro-batch must be gone when memory is freed"
+
+
+def test_out_of_memory_in_the_optimizer_step_retries_once_then_says_what_to_do(monkeypatch):
+    trainer = Trainer(tiny_model(), masked_only_loss, TrainConfig(steps=2, learning_rate=1e-3))
+    real_step, failures = trainer.optimizer.step, []
+
+    def first_step_fails(*args, **kwargs):  # AdamW allocating its moments on the first step
+        if not failures:
+            failures.append(1)
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(trainer.optimizer, "step", first_step_fails)
+    trainer.fit(loader_for)
+    assert trainer.step == 2 and failures == [1]
+
+    stuck = Trainer(tiny_model(), masked_only_loss, TrainConfig(steps=1, learning_rate=1e-3))
+    monkeypatch.setattr(stuck.optimizer, "step", lambda *a, **k: (_ for _ in ()).throw(torch.OutOfMemoryError()))
+    with pytest.raises(torch.OutOfMemoryError, match="in the optimizer step at step 0.*AdamW's two moments"):
+        stuck.fit(loader_for)
 
 
 def test_empty_training_data_is_a_clear_error():
