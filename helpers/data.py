@@ -176,7 +176,7 @@ def hub_sample(profile: Profile) -> Path:
              for split, size in HUB_SAMPLE_SIZES.items()]
     frame = pd.concat(parts, ignore_index=True)[["text", "label", "split"]]
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")  # launched processes may download together
     frame.to_parquet(partial, index=False)
     os.replace(partial, path)  # a crash never leaves half a file behind
     print(f"Saved a {len(frame):,}-review sample of {IMDB_HUB_ID} to {path}")

@@ -3,13 +3,16 @@
 Introduced in notebook 05. `train_replica` is what every process runs: it builds notebook 04's
 classifier and trains it with `helpers.training.Trainer`, which keeps this process's rows of each
 global batch and lets PyTorch DDP average the gradients across processes. The main process then
-saves the weights and the history in one atomic file. From a notebook, start it with
-`accelerate.notebook_launcher`; from a shell, with `accelerate launch`:
+saves the weights and the history in one atomic file. `launch` starts it with `accelerate launch`
+in fresh processes, from a notebook or a script; from a shell it is
 
     accelerate launch --multi_gpu --num_processes 2 -m helpers.distributed --out replica.pt
 
 On a machine without GPUs `--multi_gpu` starts CPU processes that talk through gloo; on a
-machine with GPUs the same command puts one process on each GPU (NCCL).
+machine with GPUs the same command puts one process on each GPU (NCCL). Not
+`accelerate.notebook_launcher`: it forks the kernel, which fails once the kernel has touched
+CUDA, and on Colab with fewer than two GPUs it runs the function once in the kernel, whatever
+`num_processes` says.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +28,11 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
+from datasets import Dataset
 from transformers import AutoTokenizer
 
 from helpers.classification import BertForReviewClassification, classification_loss, encode, training_batches
-from helpers.data import load_reviews
+from helpers.data import balanced_sample, load_reviews
 from helpers.models import load_pretrained
 from helpers.profile import get_profile
 from helpers.session import pick_device, quiet_libraries
@@ -42,12 +47,17 @@ class ReplicaRun:
     batch_size: int = 16  # global batch: rows per optimizer step, summed over all processes
     accumulation: int = 1  # micro-batches per process and step
     max_length: int = 128
-    reviews: int = 192  # training reviews used (the first ones of the profile's train split)
+    reviews: int = 192  # training reviews used (a stratified sample of the profile's train split)
     learning_rate: float = 1e-4
     precision: str = "fp32"
     dropout: bool = False  # off for the equality check: each process would draw its own dropout masks
     seed: int = 0
     cpu: bool = False  # CPU processes talking through gloo even where there are GPUs
+
+
+def replica_reviews(train: Dataset, run: ReplicaRun) -> Dataset:
+    """Return the run's training reviews: a stratified sample, since the Hub's splits are sorted by label."""
+    return balanced_sample(train, run.reviews, run.seed)
 
 
 def train_replica(run: ReplicaRun, out: str | os.PathLike) -> None:
@@ -58,8 +68,7 @@ def train_replica(run: ReplicaRun, out: str | os.PathLike) -> None:
     try:
         if accelerator.device.type == "cpu" and accelerator.num_processes > 1:  # share the cores, don't fight
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // accelerator.num_processes))
-        train = load_reviews(profile)["train"]
-        reviews = train.select(range(min(run.reviews, len(train))))
+        reviews = replica_reviews(load_reviews(profile)["train"], run)
         tokenizer = load_pretrained(AutoTokenizer, profile)
         encoded = encode(tokenizer, reviews["text"], run.max_length)
         dropout = {} if run.dropout else {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
@@ -77,6 +86,36 @@ def train_replica(run: ReplicaRun, out: str | os.PathLike) -> None:
         accelerator.wait_for_everyone()
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)  # a later launch starts from scratch
+
+
+def script_arguments(run: ReplicaRun, out: str | os.PathLike) -> list[str]:
+    """Return the command-line flags of `python -m helpers.distributed` that stand for `train_replica(run, out)`."""
+    flags = ["--out", str(out)]
+    for field in dataclasses.fields(ReplicaRun):
+        value, flag = getattr(run, field.name), field.name.replace("_", "-")
+        flags += [f"--{flag}" if value else f"--no-{flag}"] if isinstance(value, bool) else [f"--{flag}", str(value)]
+    return flags
+
+
+def launch_command(run: ReplicaRun, out: str | os.PathLike, processes: int) -> list[str]:
+    """Return the `accelerate launch` command that runs `train_replica(run, out)` on `processes` processes."""
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "-m", "helpers.distributed", *script_arguments(run, out)]
+
+
+def launch(run: ReplicaRun, out: str | os.PathLike, processes: int = 2, timeout_s: int = 900) -> dict:
+    """Run `train_replica` on `processes` fresh processes with `accelerate launch`; return what the main one saved.
+
+    With `run.cpu` the processes do not see the GPUs at all: CPU processes talking through gloo,
+    the same on a laptop, in CI, on a one-GPU Colab and on a machine with eight GPUs.
+    """
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES="") if run.cpu else None
+    finished = subprocess.run(launch_command(run, out, processes), capture_output=True, text=True, env=env,
+                              timeout=timeout_s)
+    if finished.returncode != 0:
+        raise RuntimeError(f"accelerate launch failed with exit code {finished.returncode}:\n{finished.stderr[-3000:]}")
+    return torch.load(out, weights_only=False)
 
 
 def max_abs_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:

@@ -4,8 +4,9 @@
     python -m helpers.notebooks run [NAME ...]     # execute notebooks/*.ipynb into runs/<profile>/
 
 Sources are percent-format Python files (`# %%` starts a code cell, `# %% [markdown]` a text
-cell, `# %% tags=["solution"]` a solution cell shown folded). `build` prepends the Colab cell,
-whose repository address comes from pyproject.toml, and replaces a notebook only after it has
+cell, `# %% tags=["solution"]` a solution cell shown folded). `build` adds, after the title, the
+Colab install cell (its repository address comes from pyproject.toml) and the optional Google
+Drive cell, asks Colab for a T4 in the metadata, and replaces a notebook only after it has
 executed without error. `make notebooks` and `make run` call these two commands.
 """
 
@@ -32,6 +33,7 @@ SOURCES = NOTEBOOKS / "src"
 RUNS = ROOT / "runs"
 CELL_TIMEOUT_S = 1800
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}  # else Colab opens a CPU
 REQUIRES = {"04": ["03"], "05": ["03", "04"]}  # notebooks that read what an earlier one wrote
 
 
@@ -42,14 +44,28 @@ def repository_url() -> str:
 
 
 def colab_cell_source(url: str) -> str:
-    """Return the first code cell: on Colab install the project, elsewhere do nothing."""
+    """Return the first code cell: on Colab install the project (failing loudly), elsewhere do nothing."""
     return (
-        "# On Colab: install this project (a minute); elsewhere: nothing to do.\n"
+        "# On Colab: install this project (a minute). Colab's own torch, transformers, datasets and pandas\n"
+        "# are kept. Elsewhere: nothing to do (see the README).\n"
+        "import subprocess\n"
         "import sys\n"
         "\n"
-        'if "google.colab" in sys.modules:\n'
-        f'    !pip install -q "git+{url}"'
+        'if "google.colab" in sys.modules:  # check=True: a failed install stops here, not at the next import\n'
+        f'    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "git+{url}"], check=True)'
     )
+
+
+DRIVE_CELL_SOURCE = (
+    "# Optional, on Colab: keep the work folder (notebook 03's encoder, 04's classifier, checkpoints) on\n"
+    "# Google Drive. Colab runs each notebook on its own machine, so the next notebook finds what this\n"
+    "# one saved only there. Set True to mount Drive (it asks for permission).\n"
+    "USE_GOOGLE_DRIVE = False\n"
+    "if USE_GOOGLE_DRIVE:\n"
+    "    from helpers.session import use_google_drive\n"
+    "\n"
+    "    use_google_drive()"
+)
 
 
 def colab_badge(url: str, stem: str) -> str:
@@ -90,11 +106,13 @@ def notebook_from_source(path: Path) -> nbformat.NotebookNode:
     cells = parse_source(text)
     colab = nbformat.v4.new_code_cell(colab_cell_source(url))
     colab.metadata["tags"] = ["colab"]
-    cells.insert(1, colab)
+    drive = nbformat.v4.new_code_cell(DRIVE_CELL_SOURCE)
+    drive.metadata["tags"] = ["colab", "drive"]
+    cells[1:1] = [colab, drive]
     for index, cell in enumerate(cells):
         cell["id"] = f"{path.stem[:2]}-{index:03d}"  # stable ids keep diffs small
     notebook = nbformat.v4.new_notebook(cells=cells)
-    notebook.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}}
+    notebook.metadata = {"kernelspec": KERNELSPEC, "language_info": {"name": "python"}, **COLAB_METADATA}
     return notebook
 
 

@@ -11,7 +11,8 @@ when a micro-batch runs out of memory the step is retried with twice as many, ha
 the optimizer still sees the same batch (on a single process: with several, each would back off
 on its own and they would fall out of step, so it stops with the setting to use instead). Only the
 latest checkpoint is kept, and it is removed when the run finishes (bert-base with AdamW's state
-is about 1.3 GB: several would fill a 15 GB Google Drive). Before a step draws its batch the random generators are seeded from (seed, step): masks and dropout are
+is about 1.3 GB: several would fill a 15 GB Google Drive). Before a step draws its batch the
+random generators are seeded from (seed, step): masks and dropout are
 the same whether or not the run was resumed.
 """
 

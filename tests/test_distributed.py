@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
 import torch
+from datasets import Dataset
 from torch import nn
 
-from helpers.distributed import main, max_abs_difference
+from helpers.distributed import (
+    ReplicaRun,
+    launch,
+    launch_command,
+    main,
+    max_abs_difference,
+    replica_reviews,
+    script_arguments,
+)
+from helpers.session import in_colab
 from helpers.training import TrainConfig, Trainer
 
 
@@ -79,20 +89,37 @@ def test_the_command_line_rejects_a_missing_output_folder(tmp_path, capsys):
     assert stopped.value.code == 2 and "does not exist" in capsys.readouterr().err
 
 
-def run_command(command: list[str]) -> None:
-    env = dict(os.environ, TUTORIAL_PROFILE="cpu", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+def test_the_replica_trains_on_both_classes_of_a_label_sorted_split():
+    sorted_split = Dataset.from_dict({"text": [f"review {i}" for i in range(400)], "label": [0] * 200 + [1] * 200})
+    reviews = replica_reviews(sorted_split, ReplicaRun(reviews=48))
+    assert len(reviews) == 48 and sum(reviews["label"]) == 24
+
+
+def test_the_launch_command_carries_every_setting(tmp_path, monkeypatch):
+    run = ReplicaRun(steps=3, learning_rate=3e-5, precision="bf16", cpu=True, dropout=False)
+    command = launch_command(run, tmp_path / "out.pt", processes=4)
+    assert command[:3] == [sys.executable, "-m", "accelerate.commands.launch"], "the kernel's own interpreter"
+    assert command[command.index("--num_processes") + 1] == "4"
+    received = []
+    monkeypatch.setattr("helpers.distributed.train_replica", lambda run, out: received.append((run, Path(out))))
+    assert main(command[command.index("helpers.distributed") + 1:]) == 0
+    assert received == [(run, tmp_path / "out.pt")], "the script must rebuild exactly the run it was given"
+
+
+def test_two_launched_processes_match_one_even_on_colab(tmp_path, sample_path, monkeypatch):
+    # On Colab with one GPU, notebook_launcher would run the function once in the kernel; a launch
+    # in fresh processes does not care where the kernel runs.
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-external")
+    monkeypatch.setenv("TUTORIAL_PROFILE", "cpu")
+    run = ReplicaRun(steps=3, reviews=48, max_length=64, cpu=True)
+    assert in_colab()
+    two = launch(run, tmp_path / "two.pt", processes=2)
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    command = [sys.executable, "-m", "helpers.distributed", *script_arguments(run, tmp_path / "one.pt")]
     finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
-
-
-def test_two_processes_launched_from_the_command_line_match_one(tmp_path, sample_path):
-    settings = ["--steps", "3", "--reviews", "48", "--max-length", "64", "--cpu"]
-    accelerate = shutil.which("accelerate") or str(Path(sys.executable).parent / "accelerate")
-    run_command([accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-                 "--mixed_precision", "no", "--dynamo_backend", "no",
-                 "-m", "helpers.distributed", "--out", str(tmp_path / "two.pt"), *settings])
-    run_command([sys.executable, "-m", "helpers.distributed", "--out", str(tmp_path / "one.pt"), *settings])
-    two, one = (torch.load(tmp_path / f"{n}.pt", weights_only=False) for n in ("two", "one"))
+    one = torch.load(tmp_path / "one.pt", weights_only=False)
     assert (two["processes"], one["processes"]) == (2, 1)
     assert len(two["history"]) == len(one["history"]) == 3
     for a, b in zip(two["history"], one["history"]):

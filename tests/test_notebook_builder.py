@@ -1,5 +1,9 @@
 """The notebook builder: percent-format parsing, atomic replacement, the SUMMARY line."""
 
+import subprocess
+import sys
+import types
+
 import nbformat
 import pytest
 
@@ -35,7 +39,22 @@ def test_notebook_from_source_inserts_badge_and_colab_cell(tmp_path):
     url = builder.repository_url()
     assert builder.colab_badge(url, "09_demo") in notebook.cells[0].source
     assert notebook.cells[1].metadata["tags"] == ["colab"] and f"git+{url}" in notebook.cells[1].source
-    assert [c.id for c in notebook.cells][:2] == ["09-000", "09-001"]
+    assert "check=True" in notebook.cells[1].source, "a failed install must stop the notebook there"
+    assert "USE_GOOGLE_DRIVE = False" in notebook.cells[2].source, "Drive is offered, not forced"
+    assert [c.id for c in notebook.cells][:3] == ["09-000", "09-001", "09-002"]
+    assert notebook.metadata["accelerator"] == "GPU" and notebook.metadata["colab"]["gpuType"] == "T4"
+
+
+def test_the_colab_cells_run_off_colab_and_fail_loudly_on_a_failed_install(tmp_path, monkeypatch):
+    source = tmp_path / "09_demo.py"
+    source.write_text(SOURCE)
+    install, drive = (cell.source for cell in builder.notebook_from_source(source).cells[1:3])
+    exec(install, {})  # off Colab: nothing happens
+    exec(drive.replace("USE_GOOGLE_DRIVE = False", "USE_GOOGLE_DRIVE = True"), {})  # off Colab: says so
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    failing = install.replace("git+", "/nonexistent/package-")
+    with pytest.raises(subprocess.CalledProcessError):
+        exec(failing, {})
 
 
 def test_summary_line_reads_the_last_code_cell():

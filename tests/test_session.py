@@ -1,9 +1,14 @@
 import json
+import os
 import re
+import subprocess
+import sys
+import types
 
 import torch
 
-from helpers.session import library_versions, pick_device, print_summary, start_notebook
+from helpers.profile import get_profile, work_dir
+from helpers.session import in_colab, library_versions, pick_device, print_summary, start_notebook, use_google_drive
 
 
 def test_start_notebook_prints_versions_and_profile_and_seeds(clean_env, capsys):
@@ -30,3 +35,28 @@ def test_summary_is_one_json_line(clean_env, capsys):
     parsed = json.loads(line.removeprefix("SUMMARY "))
     assert parsed == returned and parsed["accuracy"] == 0.5 and parsed["model"] == "all-MiniLM-L6-v2"
     assert parsed["seconds"] >= 0
+
+
+def test_google_drive_becomes_the_work_folder_on_colab_only(clean_env, tmp_path, capsys):
+    clean_env.delenv("COLAB_RELEASE_TAG", raising=False)
+    clean_env.setenv("TUTORIAL_WORKDIR", str(tmp_path / "local"))
+    assert not in_colab() and use_google_drive(mount_point=str(tmp_path)) is None
+    assert "Not on Colab" in capsys.readouterr().out and os.environ["TUTORIAL_WORKDIR"] == str(tmp_path / "local")
+
+    mounted = []
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mounted.append)
+    clean_env.setitem(sys.modules, "google.colab", colab)
+    target = use_google_drive(mount_point=str(tmp_path))
+    assert mounted == [str(tmp_path)] and target == tmp_path / "MyDrive" / "bert-imdb-tutorial" and target.is_dir()
+    assert work_dir(get_profile("cpu")) == target / "cpu", "every later notebook reads and writes on Drive"
+
+
+def test_the_cuda_allocator_is_configured_before_cuda_starts():
+    code = "import helpers, os, torch; print(os.environ['PYTORCH_CUDA_ALLOC_CONF'], torch.cuda.is_initialized())"
+    env = {k: v for k, v in os.environ.items() if k != "PYTORCH_CUDA_ALLOC_CONF"}
+    printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.split()
+    assert printed == ["expandable_segments:True", "False"]
+    env["PYTORCH_CUDA_ALLOC_CONF"] = "max_split_size_mb:128"
+    printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.split()
+    assert printed[0] == "max_split_size_mb:128", "a reader's own setting wins"
