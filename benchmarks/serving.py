@@ -11,37 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from transformers import AutoTokenizer
 
 from benchmarks.common import Goal, Result, alternating_medians
-from helpers.classification import (
-    BertForReviewClassification,
-    classification_loss,
-    encode,
-    pad_batch,
-    predict_probabilities,
-    training_batches,
-)
+from helpers.classification import encode, pad_batch, predict_probabilities, train_short_classifier
 from helpers.data import load_reviews
-from helpers.models import classifier_dir, load_pretrained
-from helpers.profile import get_profile, resolve_precision
+from helpers.models import classifier_dir
+from helpers.profile import get_profile
 from helpers.serving import load_classifier, quantize_int8, weights_megabytes
-from helpers.training import TrainConfig, Trainer
 
 SIZES = {"full": {"train_max_length": 256, "test_reviews": None, "repeats": 5, "use_saved": True},
          "smallest": {"train_max_length": 64, "train_steps": 2, "test_reviews": 32, "repeats": 1, "use_saved": False}}
-
-
-def fine_tune(profile, tokenizer, train, max_length: int, steps: int | None) -> BertForReviewClassification:
-    """Fine-tune the profile's model for one epoch (or `steps`) at `max_length` tokens."""
-    model = load_pretrained(BertForReviewClassification, profile, num_labels=2)
-    encoded = encode(tokenizer, train["text"], max_length)
-    steps = steps or len(encoded) // profile.batch_size
-    config = TrainConfig(steps=steps, learning_rate=profile.learning_rate,
-                         precision=resolve_precision(profile.precision), seed=profile.seed)
-    trainer = Trainer(model, classification_loss, config)
-    trainer.fit(training_batches(encoded, train["label"], profile.batch_size, tokenizer.pad_token_id, profile.seed))
-    return trainer.accelerator.unwrap_model(trainer.model).cpu().eval()
 
 
 def run(size: str = "full") -> Result:
@@ -54,9 +33,8 @@ def run(size: str = "full") -> Result:
         model, tokenizer = load_classifier(saved)
         max_length, origin = profile.max_length, f"notebook 04's classifier ({profile.max_length} tokens)"
     else:
-        tokenizer = load_pretrained(AutoTokenizer, profile)
         max_length = settings["train_max_length"]
-        model = fine_tune(profile, tokenizer, splits["train"], max_length, settings.get("train_steps"))
+        model, tokenizer = train_short_classifier(profile, splits["train"], max_length, settings.get("train_steps"))
         how_long = "a few steps" if "train_steps" in settings else "1 epoch"
         origin = f"no saved classifier: fine-tuned here for {how_long} at {max_length} tokens"
     int8_model = quantize_int8(model)

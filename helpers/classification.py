@@ -122,6 +122,27 @@ def predict_probabilities(model: nn.Module, encoded: Sequence[Sequence[int]], pa
     return probabilities
 
 
+def train_short_classifier(profile, train, max_length: int = 256, steps: int | None = None):
+    """Fine-tune the profile's model for one epoch over `train` (or `steps`) at `max_length` tokens.
+
+    Return (model on the CPU, tokenizer): a stand-in where notebook 04's classifier is missing.
+    """
+    from transformers import AutoTokenizer
+
+    from helpers.models import load_pretrained
+    from helpers.training import TrainConfig, Trainer
+
+    tokenizer = load_pretrained(AutoTokenizer, profile)
+    model = load_pretrained(BertForReviewClassification, profile, num_labels=2)
+    encoded = encode(tokenizer, train["text"], max_length)
+    steps = steps or max(1, len(encoded) // profile.batch_size)
+    config = TrainConfig(steps=steps, learning_rate=profile.learning_rate, precision=profile.precision,
+                         seed=profile.seed)
+    trainer = Trainer(model, classification_loss, config)
+    trainer.fit(training_batches(encoded, train["label"], profile.batch_size, tokenizer.pad_token_id, profile.seed))
+    return trainer.accelerator.unwrap_model(trainer.model).cpu().eval(), tokenizer
+
+
 def classify_reviews(model: nn.Module, tokenizer, texts: Sequence[str], max_length: int,
                      batch_size: int = 64, precision: str = "fp32") -> list[tuple[str, float]]:
     """Return (label name, probability of that label) for each review, in the order given."""

@@ -46,6 +46,7 @@ class Profile:
     mlm_steps: int  # MLM optimizer steps
     mlm_learning_rate: float  # peak MLM learning rate (after warm-up)
     mlm_eval_blocks: int  # held-out blocks behind the perplexity figure
+    scale: float = 1.0  # below 1 (TUTORIAL_SCALE): a smoke run with fewer steps, quality claims not asserted
 
 
 PROFILES: dict[str, Profile] = {
@@ -151,6 +152,7 @@ def scaled(profile: Profile, factor: str | float | None) -> Profile:
         epochs=max(1, round(profile.epochs * value)),
         mlm_steps=max(4, round(profile.mlm_steps * value)),
         mlm_eval_blocks=max(4, round(profile.mlm_eval_blocks * value)),
+        scale=value,
     )
 
 

@@ -496,7 +496,7 @@ previous = all_layers.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1)  # (L, H): 
 best_layer, best_head = divmod(int(previous.argmax()), previous.shape[1])
 print(f"layer {best_layer}, head {best_head} puts {previous.max():.0%} of its attention on the previous "
       f"token; a uniform head would put {1 / n_real:.0%}")
-assert previous.max() > 2 / n_real, "some head should prefer the previous token"
+session.expect(previous.max() > 2 / n_real, "some head of the pretrained model prefers the previous token")
 
 # %% [markdown]
 # ## Summary

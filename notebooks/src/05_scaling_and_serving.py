@@ -4,14 +4,15 @@
 # {{COLAB_BADGE}}
 #
 # **What you will learn.** How data-parallel training works and how to run notebook 04's training
-# on several processes with Hugging Face Accelerate (PyTorch DDP underneath): from a notebook with
-# `notebook_launcher`, and from a shell with `accelerate launch`, the same function both times. We
-# prove it is the same training by comparing the weights with a single-process run. Then what
+# on several processes with Hugging Face Accelerate (PyTorch DDP underneath), started with
+# `accelerate launch` from this notebook as you would from a shell. We prove it is the same training
+# by comparing the weights with a single-process run. Then what
 # changes on several machines, and what the network must carry. Last, the classifier is put to
 # work: reloaded from safetensors, run in batches, quantized to int8 for CPUs, and called from the
 # command line.
 #
-# **What you need.** Notebook 04's classifier in the work folder (run notebook 04 first). At the
+# **What you need.** Notebook 04's classifier in the work folder (on Colab: on Google Drive, see the
+# optional cell below); without it this notebook first trains a short one and says so. At the
 # `cpu` profile: measured on 2 cores, about 3 minutes. The launch cells start two CPU processes on
 # every machine, standing in for two GPUs (section 2 says why); the shell command of section 3
 # uses every GPU of a machine that has several. Serving runs on the CPU at both profiles (at the
@@ -29,13 +30,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from accelerate import notebook_launcher
 from accelerate.commands.config.config_args import ClusterConfig
 from torch import nn
 
-from helpers.classification import encode, pad_batch, predict_probabilities
-from helpers.data import load_reviews
-from helpers.distributed import ReplicaRun, max_abs_difference, train_replica
+from helpers.classification import encode, pad_batch, predict_probabilities, train_short_classifier
+from helpers.data import balanced_sample, load_reviews
+from helpers.distributed import ReplicaRun, launch, launch_command, max_abs_difference, train_replica
 from helpers.measure import PEAK_TFLOPS, training_flops_per_token
 from helpers.models import classifier_dir, save_atomically
 from helpers.profile import work_dir
@@ -52,7 +52,8 @@ profile, device = session.profile, session.device
 # At each step every process takes its own share of the batch, computes the loss and the gradients
 # on it, and then the processes **all-reduce** the gradients: each ends with the average over all
 # processes. Every replica then takes the same optimizer step from the same weights with the same
-# gradients, so the replicas stay identical without ever sending weights. The batch the optimizer
+# gradients, so the replicas stay identical. (Weights travel once: when DDP wraps the model, it
+# broadcasts process 0's weights to the others; from then on only gradients are sent.) The batch the optimizer
 # effectively sees, the **global batch**, is
 #
 # $$\text{global batch} = \text{per-process batch} \times \text{processes} \times \text{accumulation steps}.$$
@@ -108,14 +109,15 @@ for gpus, accumulation in ((1, 1), (8, 1), (8, 4)):
 # To compare one process with two we switch dropout off: with it on, each process would draw its
 # own random masks, a different (and equally valid) training.
 #
-# `notebook_launcher` starts the processes by forking this kernel. Two rules follow: the function
-# must create the only `Accelerator` (this kernel may not hold one when it launches), and on GPUs
-# nothing in the kernel may have touched CUDA before the fork (this notebook's first cell did, to
-# print the card's name). So the notebook runs its two processes on the CPU on every machine,
-# talking through `gloo`: the proof runs anywhere, a single-GPU Colab included. On a machine with
-# several GPUs, launch from a fresh kernel or, better, from a shell (section 3): one process per
-# GPU, talking through NCCL. (Accelerate 1.15 announces "CUDAs" even when it starts CPU
-# processes; the check below reads the number of processes from the run itself.)
+# `helpers.distributed.launch` runs `accelerate launch` in a subprocess, which starts two fresh
+# Python processes. Not `accelerate.notebook_launcher`: it forks this kernel, and a forked child
+# cannot use CUDA once the kernel has touched it (this notebook's first cell did, to print the
+# card's name); and on Colab with fewer than two GPUs it does not fork at all but runs the function
+# once inside the kernel, whatever `num_processes` says. The two processes run on the CPU on every
+# machine (they are not shown the GPU), talking through `gloo`: the proof runs the same on a laptop,
+# in CI, on a one-GPU Colab and on a machine with eight GPUs. With several GPUs, section 3's
+# command puts one process on each. (Accelerate 1.15 may announce "CUDAs" even for CPU processes;
+# the check below reads the number of processes from the run itself.)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -123,8 +125,7 @@ processes = 2
 run = ReplicaRun(cpu=True)
 runs = work_dir(profile) / "05_data_parallel"
 runs.mkdir(parents=True, exist_ok=True)
-notebook_launcher(train_replica, args=(run, runs / "launched.pt"), num_processes=processes)
-launched = torch.load(runs / "launched.pt", weights_only=False)
+launched = launch(run, runs / "launched.pt", processes)
 print(f"{launched['processes']} processes, losses per step:", [round(h["loss"], 4) for h in launched["history"]])
 assert launched["processes"] == processes
 
@@ -158,30 +159,15 @@ assert loss_gap <= 1e-4
 #
 # A long run belongs in a script, not a notebook. `helpers/distributed.py` has a command-line entry
 # point around the same function, and `accelerate launch` starts one process per GPU (`--multi_gpu`;
-# with no GPU it starts CPU processes):
-#
-# ```bash
-# accelerate launch --multi_gpu --num_processes 2 -m helpers.distributed --out replica.pt
-# ```
-#
-# On a machine with 8 GPUs, `--num_processes 8`. Here we run it from the notebook with two CPU
-# processes (`--cpu`, as above) and check that it gives the weights the notebook launch gave.
+# with no GPU it starts CPU processes). Section 2 ran exactly this command, with two CPU processes:
 
 # %%
-# NBVAL_IGNORE_OUTPUT
-accelerate = shutil.which("accelerate") or str(Path(sys.executable).parent / "accelerate")
-command = [accelerate, "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no",
-           "-m", "helpers.distributed", "--out", str(runs / "script.pt"), "--cpu"]
-print(" ".join(["accelerate"] + command[1:]))
-finished = subprocess.run(command, capture_output=True, text=True, timeout=600)
-if finished.returncode != 0:
-    print(finished.stderr[-3000:])
-assert finished.returncode == 0
-script = torch.load(runs / "script.pt", weights_only=False)
-script_vs_launched = max_abs_difference(script["weights"], launched["weights"])
-print(f"{script['processes']} processes; largest weight difference to the notebook launch: {script_vs_launched:.1e}")
-assert script["processes"] == processes and script_vs_launched <= 1e-4
+command = launch_command(run, "replica.pt", processes)
+print(" ".join(["accelerate", "launch"] + command[command.index("--multi_gpu"):]))
+
+# %% [markdown]
+# On a machine with 8 GPUs, use `--num_processes 8` and leave out `--cpu`: each process then
+# trains on its own GPU and the processes talk through NCCL.
 
 # %% [markdown]
 # ## 4. Several machines
@@ -248,7 +234,14 @@ for link, gb_per_s in (("NVLink (A100, one machine)", 200), ("InfiniBand 200 Gb/
 
 # %%
 # NBVAL_IGNORE_OUTPUT
+splits = load_reviews(profile)
 folder = classifier_dir(profile)
+if not (folder / "model.safetensors").is_file():  # e.g. a new Colab machine without Google Drive
+    print(f"No classifier from notebook 04 in {folder}: training a short stand-in here (1 epoch over 2,000 "
+          "training reviews at 256 tokens; notebook 04's is better). Run notebook 04 first for the real one.")
+    stand_in, stand_in_tokenizer = train_short_classifier(profile, balanced_sample(splits["train"], 2_000, profile.seed))
+    save_atomically(stand_in, stand_in_tokenizer, folder)
+    del stand_in
 model, tokenizer = load_classifier(folder)
 for file in sorted(folder.iterdir()):
     print(f"{file.name:<24} {file.stat().st_size / 1e6:8.1f} MB")
@@ -258,10 +251,10 @@ for file in sorted(folder.iterdir()):
 # temporary folder that is renamed when complete), reload it and compare on 64 held-out reviews.
 
 # %%
-splits = load_reviews(profile)
-test = splits["test"]
-size = len(test) if profile.name == "cpu" else 500  # at the gpu profile, 500 of the 25,000 (CPU inference)
-texts, labels = list(test["text"][:size]), np.array(test["label"][:size])
+size = len(splits["test"]) if profile.name == "cpu" else 500  # gpu profile: 500 of the 25,000 (CPU inference)
+test = balanced_sample(splits["test"], size, seed=profile.seed)  # not the first 500: the Hub sorts by label
+texts, labels = list(test["text"]), np.array(test["label"])
+assert 0.4 <= labels.mean() <= 0.6, "the held-out reviews must hold both classes"
 encoded = encode(tokenizer, texts, profile.max_length)
 with tempfile.TemporaryDirectory() as folder:
     save_atomically(model, tokenizer, Path(folder) / "copy")
@@ -296,7 +289,8 @@ int8_right = (predict_probabilities(int8_model, encoded, tokenizer.pad_token_id)
 accuracy_fp32, accuracy_int8 = fp32_right.mean(), int8_right.mean()
 print(f"float32 accuracy {accuracy_fp32:.1%}, int8 accuracy {accuracy_int8:.1%} on {len(labels):,} reviews")
 print(f"the two disagree on {(fp32_right != int8_right).sum()} reviews")
-assert accuracy_fp32 > 0.8 and abs(accuracy_fp32 - accuracy_int8) <= 0.02
+session.expect(accuracy_fp32 > 0.8, "the float32 classifier scores above 80 %")
+assert abs(accuracy_fp32 - accuracy_int8) <= 0.02
 
 # %% [markdown]
 # Latency: the time to answer one review (batch 1), and the time per review when the same 32
@@ -416,7 +410,7 @@ assert micro_batches * compute_ms >= ethernet_ms > (micro_batches - 1) * compute
 # %% [markdown]
 # ## Summary
 #
-# The same training function ran on two processes from the notebook and from a shell and matched a
+# The same training function ran on two fresh processes started by `accelerate launch` and matched a
 # single process to rounding; the classifier was reloaded, quantized and served from the command
 # line. The line below is what CI records for this notebook.
 
