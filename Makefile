@@ -16,14 +16,22 @@ ifeq ($(origin TUTORIAL_DATA), undefined)
   endif
 endif
 
+# Colab's versions (tests/colab-constraints.txt) in a second environment, on Colab's Python.
+COLAB_VENV   := .venv-colab
+# the first interpreter that runs: pyenv's python3.13 shim exists but fails unless 3.13 is selected
+COLAB_PYTHON ?= $(shell for p in python3.13 $(HOME)/.pyenv/versions/3.13*/bin/python3.13 python3.12 python3; do \
+                  $$p -c "" 2>/dev/null && echo $$p && break; done)
+COLAB_STAMP  := $(COLAB_VENV)/.installed
+
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-cell-timeout=1800 \
                --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-.PHONY: help venv run test unit nbval notebooks bench lint clean
+.PHONY: help venv run test unit nbval colab notebooks bench lint clean
 
 help:
 	@echo "make run        execute every notebook at the profile that fits this machine (runs/<profile>/)"
-	@echo "make test       unit tests + nbval over every notebook (cpu profile)"
+	@echo "make test       unit tests + nbval over every notebook (cpu profile) + make colab"
+	@echo "make colab      unit tests + the gpu profile's code path on a tiny model, with Colab's versions"
 	@echo "make notebooks  rebuild notebooks/*.ipynb from notebooks/src with a fresh cpu run (NB=03 for one)"
 	@echo "make bench      every benchmark on this machine: benchmarks/results/*.md and summary.json (~15 min, 2 cores)"
 	@echo "make lint       ruff over helpers/, tests/ and benchmarks/"
@@ -40,10 +48,23 @@ venv: $(STAMP)
 run: venv
 	$(PY) -m helpers.notebooks run
 
-test: unit nbval
+test: unit nbval colab
 
 unit: venv
-	TUTORIAL_PROFILE=cpu $(PY) -m pytest tests -q
+	TUTORIAL_PROFILE=cpu $(PY) -m pytest tests -q -m "not smoke"
+
+$(COLAB_STAMP): tests/colab-constraints.txt pyproject.toml
+	@test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_VENV)/bin/python -m pip install -q -c tests/colab-constraints.txt -e . pytest nbclient nbformat ipykernel
+	@touch $(COLAB_STAMP)
+
+# Where most readers are: the unit tests, then every notebook at the gpu profile's code path on a
+# tiny random BERT and a Hub-layout copy of the sample (tests/test_gpu_smoke.py), on Colab's stack.
+colab: $(COLAB_STAMP)
+	$(COLAB_VENV)/bin/python -c "import sys, torch, transformers, datasets, accelerate; print('colab stack:', \
+	  sys.version.split()[0], torch.__version__, transformers.__version__, datasets.__version__, accelerate.__version__)"
+	TUTORIAL_PROFILE=cpu $(COLAB_VENV)/bin/python -m pytest tests -q -m "not smoke" -p no:cacheprovider
+	$(COLAB_VENV)/bin/python -m pytest tests/test_gpu_smoke.py -q -m smoke -p no:cacheprovider
 
 # nbval trains in a fresh work folder: a finished checkpoint from an earlier run must not stand in.
 nbval: venv
@@ -60,4 +81,4 @@ lint: venv
 	$(PY) -m pip install -q ruff==0.14.5 && $(VENV)/bin/ruff check helpers tests benchmarks
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache $(COLAB_VENV)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from datasets import Dataset
 from transformers import AutoTokenizer, BertConfig
 
 from helpers.classification import (
@@ -14,9 +15,11 @@ from helpers.classification import (
     encode,
     pad_batch,
     predict_probabilities,
+    train_short_classifier,
     training_batches,
 )
 from helpers.models import minilm_path, save_atomically
+from helpers.profile import get_profile
 from helpers.training import TrainConfig, Trainer
 
 
@@ -130,3 +133,18 @@ def test_scoring_halves_the_batch_on_out_of_memory(tokenizer, capsys):
     model.forward = lambda **batch: (_ for _ in ()).throw(torch.OutOfMemoryError())
     with pytest.raises(torch.OutOfMemoryError, match="scoring a single review of .* tokens: use a smaller max_length"):
         predict_probabilities(model, encoded, tokenizer.pad_token_id, batch_size=2)
+
+
+def test_a_stand_in_classifier_is_trained_when_notebook_04s_is_missing(tokenizer, tmp_path, clean_env):
+    folder = tmp_path / "tiny"
+    tiny_classifier().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    clean_env.setenv("TUTORIAL_MODEL", str(folder))
+    profile = get_profile("cpu")
+    train = Dataset.from_dict({"text": REVIEWS, "label": LABELS})
+    before = tiny_classifier().state_dict()
+    model, its_tokenizer = train_short_classifier(profile, train, max_length=32, steps=2)
+    assert next(model.parameters()).device.type == "cpu" and not model.training
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items()), "it must have trained"
+    answers = classify_reviews(model, its_tokenizer, REVIEWS[:3], max_length=32)
+    assert [label for label, _ in answers] and its_tokenizer.vocab_size == tokenizer.vocab_size

@@ -138,6 +138,7 @@ def test_out_of_memory_frees_the_failed_graph_before_retrying(monkeypatch):
     assert freed_before_retry == [True], "the graph of the failed micro-batch must be gone when memory is freed"
 
 
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")  # the stand-in step
 def test_out_of_memory_in_the_optimizer_step_retries_once_then_says_what_to_do(monkeypatch):
     trainer = Trainer(tiny_model(), masked_only_loss, TrainConfig(steps=2, learning_rate=1e-3))
     real_step, failures = trainer.optimizer.step, []
