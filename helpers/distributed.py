@@ -34,7 +34,7 @@ from transformers import AutoTokenizer
 from helpers.classification import BertForReviewClassification, classification_loss, encode, training_batches
 from helpers.data import balanced_sample, load_reviews
 from helpers.models import load_pretrained
-from helpers.profile import get_profile
+from helpers.profile import DATA_ENV, get_profile
 from helpers.session import pick_device, quiet_libraries
 from helpers.training import TrainConfig, Trainer, atomic_save
 
@@ -63,7 +63,7 @@ def replica_reviews(train: Dataset, run: ReplicaRun) -> Dataset:
 def train_replica(run: ReplicaRun, out: str | os.PathLike) -> None:
     """Train on this process's share of each batch; the main process writes weights and history to `out`."""
     profile = get_profile()
-    quiet_libraries(offline=profile.name == "cpu")
+    quiet_libraries(offline=profile.name == "cpu" and bool(os.environ.get(DATA_ENV)))  # else the Hub sample
     accelerator = Accelerator(cpu=run.cpu or pick_device().type == "cpu")  # CPU processes need cpu=True to meet
     try:
         if accelerator.device.type == "cpu" and accelerator.num_processes > 1:  # share the cores, don't fight

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from helpers.profile import DATA_ENV, MODEL_ENV, WORK_ENV, Profile, describe, get_profile, work_dir
+from helpers.profile import DATA_ENV, IMDB_HUB_ID, MODEL_ENV, WORK_ENV, Profile, describe, get_profile, work_dir
 
 LIBRARIES = ("torch", "transformers", "tokenizers", "datasets", "accelerate", "scikit-learn", "matplotlib")
 
@@ -131,7 +131,8 @@ def start_notebook(profile: str | None = None, seed: int | None = None, verbose:
         card = f" ({torch.cuda.get_device_name()})" if session.device.type == "cuda" else ""
         print(f"device   : {session.device}{card}")
         data, model = os.environ.get(DATA_ENV), os.environ.get(MODEL_ENV)
-        print(f"data     : {Path(data).name + f' (from {DATA_ENV})' if data else chosen.dataset_id}")
+        hub = chosen.dataset_id or f"a 5,000-review sample of {IMDB_HUB_ID} (downloaded once; set {DATA_ENV} offline)"
+        print(f"data     : {Path(data).name + f' (from {DATA_ENV})' if data else hub}")
         if model:
             print(f"model    : {model} (from {MODEL_ENV})")
         if session.smoke:
