@@ -45,12 +45,17 @@ def test_notebook_from_source_inserts_badge_and_colab_cell(tmp_path):
     assert notebook.metadata["accelerator"] == "GPU" and notebook.metadata["colab"]["gpuType"] == "T4"
 
 
-def test_the_colab_cells_run_off_colab_and_fail_loudly_on_a_failed_install(tmp_path, monkeypatch):
+def test_the_colab_cells_run_off_colab_and_fail_loudly_on_a_failed_install(tmp_path, monkeypatch, capsys):
     source = tmp_path / "09_demo.py"
     source.write_text(SOURCE)
     install, drive = (cell.source for cell in builder.notebook_from_source(source).cells[1:3])
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delenv("COLAB_RELEASE_TAG", raising=False)
     exec(install, {})  # off Colab: nothing happens
-    exec(drive.replace("USE_GOOGLE_DRIVE = False", "USE_GOOGLE_DRIVE = True"), {})  # off Colab: says so
+    exec(drive, {})
+    assert capsys.readouterr().out == "", "Drive is not touched unless asked for"
+    exec(drive.replace("USE_GOOGLE_DRIVE = False", "USE_GOOGLE_DRIVE = True"), {})
+    assert "Not on Colab" in capsys.readouterr().out
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     failing = install.replace("git+", "/nonexistent/package-")
     with pytest.raises(subprocess.CalledProcessError):
