@@ -34,7 +34,7 @@ help:
 	@echo "make colab      unit tests + the gpu profile's code path on a tiny model, with Colab's versions"
 	@echo "make notebooks  rebuild notebooks/*.ipynb from notebooks/src with a fresh cpu run (NB=03 for one)"
 	@echo "make bench      every benchmark on this machine: benchmarks/results/*.md and summary.json (~15 min, 2 cores)"
-	@echo "make lint       ruff over helpers/, tests/ and benchmarks/"
+	@echo "make lint       ruff over helpers/, tests/, benchmarks/ and notebooks/ (sources and builder)"
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -46,7 +46,7 @@ $(STAMP): requirements.txt pyproject.toml
 venv: $(STAMP)
 
 run: venv
-	$(PY) -m helpers.notebooks run
+	$(PY) -m notebooks.build run
 
 test: unit nbval colab
 
@@ -72,13 +72,13 @@ nbval: venv
 	  status=$$?; rm -rf $$work; exit $$status
 
 notebooks: venv
-	TUTORIAL_PROFILE=cpu $(PY) -m helpers.notebooks build $(NB)
+	TUTORIAL_PROFILE=cpu $(PY) -m notebooks.build build $(NB)
 
 bench: venv
 	$(PY) -m benchmarks.run
 
 lint: venv
-	$(PY) -m pip install -q ruff==0.14.5 && $(VENV)/bin/ruff check helpers tests benchmarks
+	$(PY) -m pip install -q ruff==0.14.5 && $(VENV)/bin/ruff check helpers tests benchmarks notebooks
 
 clean:
 	rm -rf runs .pytest_cache $(COLAB_VENV)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
-from benchmarks.common import Result, alternating_medians
+from benchmarks.common import Result
 from helpers.attention import attention
-from helpers.measure import peak_tensor_bytes
+from helpers.measure import alternating_medians, peak_tensor_bytes
 
 SIZES = {"full": {"lengths": [128, 256, 512, 1024, 2048, 4096], "repeats": 5},
          "smallest": {"lengths": [64, 128], "repeats": 1}}

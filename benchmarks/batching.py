@@ -15,11 +15,10 @@ import time
 import numpy as np
 from torch.nn import functional as F
 
-from benchmarks.common import Goal, Result, encoded_training_reviews
+from benchmarks.common import Goal, Result, representative, training_reviews
 from helpers.batching import length_grouped_batches, padding_efficiency, random_batches
-from helpers.classification import BertForReviewClassification, classification_loss, pad_batch
+from helpers.classification import BertForReviewClassification, classification_loss
 from helpers.models import load_pretrained
-from helpers.profile import get_profile, resolve_precision
 from helpers.training import TrainConfig, Trainer
 
 SIZES = {"full": {"reviews": None, "steps": 8, "max_length": 512},
@@ -27,19 +26,11 @@ SIZES = {"full": {"reviews": None, "steps": 8, "max_length": 512},
 BATCH_SIZE = 16
 
 
-def representative(batches: list[list[int]], lengths: list[int], count: int, pad_to: int | None) -> list[list[int]]:
-    """Pick `count` batches at evenly spaced quantiles of their padded length."""
-    padded = sorted(batches, key=lambda b: pad_to or max(lengths[i] for i in b))
-    full = [b for b in padded if len(b) == BATCH_SIZE] or padded
-    return [full[int((k + 0.5) * len(full) / count)] for k in range(count)]
-
-
 def run(size: str = "full") -> Result:
     settings = SIZES[size]
-    profile = get_profile("cpu")
     max_length = settings["max_length"]
-    tokenizer, encoded, labels = encoded_training_reviews(settings["reviews"], max_length)
-    lengths = [len(ids) for ids in encoded]
+    reviews = training_reviews(settings["reviews"], max_length)
+    profile, lengths, pad_id = reviews.profile, reviews.lengths, reviews.tokenizer.pad_token_id
     kinds = {
         "pad to max": (random_batches(len(lengths), BATCH_SIZE, seed=0), max_length),
         "dynamic padding": (random_batches(len(lengths), BATCH_SIZE, seed=0), None),
@@ -47,7 +38,7 @@ def run(size: str = "full") -> Result:
     }
     efficiency = {name: padding_efficiency(lengths, batches, pad_to) for name, (batches, pad_to) in kinds.items()}
 
-    precision = resolve_precision(profile.precision)
+    precision = profile.precision
     model = load_pretrained(BertForReviewClassification, profile, num_labels=2)
     config = TrainConfig(steps=10**6, learning_rate=profile.learning_rate, precision=precision)
     trainers = {name: Trainer(copy.deepcopy(model), classification_loss, config) for name in kinds}
@@ -55,10 +46,10 @@ def run(size: str = "full") -> Result:
               for name, (batches, pad_to) in kinds.items()}
 
     def make_batch(rows, pad_to):
-        made = pad_batch([encoded[i] for i in rows], tokenizer.pad_token_id, [labels[i] for i in rows])
+        made = reviews.batch(rows)
         if pad_to:  # pad further, up to max_length: the extra positions are padding too
             extra = pad_to - made["input_ids"].shape[1]
-            made["input_ids"] = F.pad(made["input_ids"], (0, extra), value=tokenizer.pad_token_id)
+            made["input_ids"] = F.pad(made["input_ids"], (0, extra), value=pad_id)
             made["attention_mask"] = F.pad(made["attention_mask"], (0, extra), value=0)
         return made
 

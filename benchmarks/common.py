@@ -1,34 +1,16 @@
-"""What every benchmark shares: alternating timing, goals, and writing a Markdown table atomically."""
+"""What every benchmark shares: its setup (the cpu profile's reviews), batch picking, goals, atomic output.
+
+Timing is `helpers.measure.alternating_medians`, the function notebook 03 uses too.
+"""
 
 from __future__ import annotations
 
-import os
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
-
-def alternating_medians(candidates: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Return each candidate's median seconds, running them in turns so that noise hits all alike.
-
-    Round 1..warmup are discarded (caches, lazy initialisation, the allocator growing).
-    """
-    times: dict[str, list[float]] = {name: [] for name in candidates}
-    for round_ in range(warmup + repeats):
-        for name, fn in candidates.items():
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-            fn()
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            if round_ >= warmup:
-                times[name].append(time.perf_counter() - started)
-    return {name: statistics.median(t) for name, t in times.items()}
+from helpers.files import atomic_path
 
 
 @dataclass(frozen=True)
@@ -74,11 +56,9 @@ class Result:
 
 
 def write_atomically(path: Path, text: str | bytes) -> None:
-    """Write to a temporary file next to `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(text if isinstance(text, bytes) else text.encode())
-    os.replace(partial, path)
+    """Write text or bytes to `path` atomically (helpers.files)."""
+    with atomic_path(path) as partial:
+        partial.write_bytes(text if isinstance(text, bytes) else text.encode())
 
 
 def save_figure(figure, path: Path) -> None:
@@ -93,12 +73,32 @@ def save_figure(figure, path: Path) -> None:
     write_atomically(path, buffer.getvalue())
 
 
-def encoded_training_reviews(reviews: int | None, max_length: int) -> tuple[object, list[list[int]], list[int]]:
-    """Return (tokenizer, head+tail token ids, labels) of the cpu profile's training reviews (the first `reviews`)."""
+@dataclass
+class TrainingReviews:
+    """The cpu profile's training reviews, encoded head+tail as notebook 04 encodes them."""
+
+    profile: object
+    tokenizer: object
+    encoded: list[list[int]]
+    labels: list[int]
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(ids) for ids in self.encoded]
+
+    def batch(self, rows: list[int]) -> dict:
+        """Return the padded training batch of the reviews at `rows`."""
+        from helpers.batching import pad_batch
+
+        return pad_batch([self.encoded[i] for i in rows], self.tokenizer.pad_token_id, [self.labels[i] for i in rows])
+
+
+def training_reviews(reviews: int | None, max_length: int) -> TrainingReviews:
+    """Load the cpu profile's training reviews (a stratified sample of `reviews`, or all) at `max_length` tokens."""
     from transformers import AutoTokenizer
 
     from helpers.classification import encode
-    from helpers.data import load_reviews
+    from helpers.data import balanced_sample, load_reviews
     from helpers.models import load_pretrained
     from helpers.profile import get_profile
 
@@ -106,5 +106,26 @@ def encoded_training_reviews(reviews: int | None, max_length: int) -> tuple[obje
     tokenizer = load_pretrained(AutoTokenizer, profile)
     train = load_reviews(profile)["train"]
     if reviews:
-        train = train.select(range(reviews))
-    return tokenizer, encode(tokenizer, train["text"], max_length), list(train["label"])
+        train = balanced_sample(train, reviews, profile.seed)
+    return TrainingReviews(profile, tokenizer, encode(tokenizer, train["text"], max_length), list(train["label"]))
+
+
+def representative(batches: list[list[int]], lengths: list[int], count: int,
+                   pad_to: int | None = None) -> list[list[int]]:
+    """Pick `count` full batches at evenly spaced quantiles of their padded length: they stand for the epoch."""
+    padded = sorted(batches, key=lambda b: pad_to or max(lengths[i] for i in b))
+    largest = max(len(b) for b in padded)
+    full = [b for b in padded if len(b) == largest]
+    return [full[int((k + 0.5) * len(full) / count)] for k in range(count)]
+
+
+def timed_train_steps(trainer, batches: list[dict]) -> tuple[float, int]:
+    """Run one optimizer step per batch after a warm-up step; return (seconds, computed tokens) of the timed ones."""
+    trainer.train_step(batches[0])  # warm-up: lazy initialisation, AdamW's state, the allocator growing
+    seconds, tokens = 0.0, 0
+    for batch in batches:
+        started = time.perf_counter()
+        trainer.train_step(batch)
+        seconds += time.perf_counter() - started
+        tokens += batch["input_ids"].numel()
+    return seconds, tokens

@@ -10,16 +10,13 @@ throughput measured here, turned into achieved FLOP/s with the same formula.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 
-from benchmarks.common import Result, encoded_training_reviews
+from benchmarks.common import Result, representative, timed_train_steps, training_reviews
 from helpers.batching import length_grouped_batches, padding_efficiency
-from helpers.classification import BertForReviewClassification, classification_loss, pad_batch
+from helpers.classification import BertForReviewClassification, classification_loss
 from helpers.measure import PEAK_TFLOPS, training_flops_per_token
 from helpers.models import load_pretrained
-from helpers.profile import get_profile, resolve_precision
 from helpers.training import TrainConfig, Trainer
 
 SIZES = {"full": {"reviews": None, "steps": 8, "max_length": 512},
@@ -39,10 +36,9 @@ def multiplied_weights(layers: int, d_model: int, d_ff: int) -> int:
 
 def run(size: str = "full") -> Result:
     settings = SIZES[size]
-    profile = get_profile("cpu")
     max_length = settings["max_length"]
-    tokenizer, encoded, labels = encoded_training_reviews(settings["reviews"], max_length)
-    lengths = [len(ids) for ids in encoded]
+    reviews = training_reviews(settings["reviews"], max_length)
+    profile, lengths = reviews.profile, reviews.lengths
     batches = length_grouped_batches(lengths, 32, seed=0)
     computed_per_review = float(np.mean(lengths)) / padding_efficiency(lengths, batches)
     padded_length = computed_per_review  # the mean padded length attention works on
@@ -55,23 +51,10 @@ def run(size: str = "full") -> Result:
 
     # the cpu model, measured: a few length-grouped training steps of 16 reviews
     model = load_pretrained(BertForReviewClassification, profile, num_labels=2)
-    precision = resolve_precision(profile.precision)
+    precision = profile.precision
     trainer = Trainer(model, classification_loss, TrainConfig(steps=10**6, learning_rate=1e-4, precision=precision))
-    chosen = sorted(length_grouped_batches(lengths, 16, seed=0), key=lambda b: max(lengths[i] for i in b))
-    chosen = [chosen[int((k + 0.5) * len(chosen) / settings["steps"])] for k in range(settings["steps"])]
-
-
-    def batch_of(rows):
-        return pad_batch([encoded[i] for i in rows], tokenizer.pad_token_id, [labels[i] for i in rows])
-
-    trainer.train_step(batch_of(chosen[0]))  # warm-up
-    seconds, tokens = 0.0, 0
-    for rows in chosen:
-        batch = batch_of(rows)
-        started = time.perf_counter()
-        trainer.train_step(batch)
-        seconds += time.perf_counter() - started
-        tokens += batch["input_ids"].numel()
+    chosen = representative(length_grouped_batches(lengths, 16, seed=0), lengths, settings["steps"])
+    seconds, tokens = timed_train_steps(trainer, [reviews.batch(rows) for rows in chosen])
     config = model.config
     cpu_weights = multiplied_weights(config.num_hidden_layers, config.hidden_size, config.intermediate_size)
     cpu_per_token = training_flops_per_token(cpu_weights, config.num_hidden_layers, config.hidden_size, padded_length)

@@ -9,13 +9,13 @@ from __future__ import annotations
 import torch
 from transformers import AutoTokenizer, BertForMaskedLM, DataCollatorForLanguageModeling
 
-from benchmarks.common import Goal, Result, alternating_medians
+from benchmarks.common import Goal, Result
 from helpers.data import load_reviews
+from helpers.device import autocast, pick_device
+from helpers.measure import alternating_medians
 from helpers.mlm import full_vocabulary_loss, group_into_blocks, masked_only_loss
 from helpers.models import load_pretrained
-from helpers.profile import get_profile, resolve_precision
-from helpers.session import pick_device
-from helpers.training import PRECISIONS
+from helpers.profile import get_profile
 
 SIZES = {"full": {"repeats": 5}, "smallest": {"repeats": 1, "batch_size": 4, "block_size": 32}}
 
@@ -34,13 +34,12 @@ def run(size: str = "full") -> Result:
     device = pick_device()
     batch = {k: v.to(device) for k, v in collator([{"input_ids": b} for b in blocks]).items()}
     model = load_pretrained(BertForMaskedLM, profile, attention_probs_dropout_prob=0.0).to(device).train()
-    precision = resolve_precision(profile.precision)
-    dtype = PRECISIONS[precision]
+    precision = profile.precision
 
     def step(loss_fn):
         def go():
             torch.manual_seed(1)  # the same dropout for both
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            with autocast(device, precision):
                 loss = loss_fn(model, batch)
             loss.backward()
             model.zero_grad(set_to_none=True)

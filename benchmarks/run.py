@@ -26,7 +26,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def machine() -> dict:
     """Describe the machine the numbers were measured on."""
-    from helpers.profile import cpu_has_bf16
+    from helpers.device import cpu_has_bf16
 
     cpuinfo = Path("/proc/cpuinfo")
     names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()

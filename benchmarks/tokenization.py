@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from transformers import AutoTokenizer
 
-from benchmarks.common import Goal, Result, alternating_medians
+from benchmarks.common import Goal, Result
 from helpers.data import load_reviews
+from helpers.measure import alternating_medians
 from helpers.models import load_pretrained
 from helpers.profile import get_profile
 from helpers.tokenization import wordpiece_tokenize

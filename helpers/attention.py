@@ -1,7 +1,9 @@
 """Scaled dot-product attention and multi-head attention, written out as in notebook 01.
 
 Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k)) V. Masks follow PyTorch's boolean convention:
-True marks a (query, key) pair that may attend, False one that is blocked.
+True marks a (query, key) pair that may attend, False one that is blocked. One addition to the
+notebook's three lines: a query whose keys are all blocked gets weights 0 (and output 0), as in
+PyTorch's SDPA, instead of the softmax's 0/0 = NaN, which would spread through every later layer.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ def attention(
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = scores.softmax(dim=-1)  # (..., T_q, T_k), each row sums to 1
+    if mask is not None:  # a fully blocked row is NaN after the softmax: make it 0, as SDPA does
+        weights = weights.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
     return weights @ v, weights  # (..., T_q, d_v)
 
 

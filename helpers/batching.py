@@ -1,15 +1,18 @@
-"""Group reviews of similar length into the same batch, so that little compute is spent on padding.
+"""Batches: group reviews of similar length, pad each batch to its longest review, collate.
 
-Introduced in notebook 02; notebooks 03 and 04 batch their training data with
-`LengthGroupedBatchSampler`.
+Introduced in notebook 02; notebook 04 batches its training data with `training_batches`
+(a `LengthGroupedBatchSampler` and `pad_batch`), notebook 03 groups its blocks with the sampler.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
-from torch.utils.data import Sampler
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+Batch = dict[str, torch.Tensor]
 
 
 def random_batches(n_items: int, batch_size: int, seed: int) -> list[list[int]]:
@@ -65,3 +68,37 @@ class LengthGroupedBatchSampler(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return -(-len(self.lengths) // self.batch_size)
+
+
+def pad_batch(rows: Sequence[Sequence[int]], pad_id: int, labels: Sequence[int] | None = None) -> Batch:
+    """Pad id lists to the longest one: input_ids, attention_mask (and labels when given)."""
+    if not rows:
+        raise ValueError("No rows to pad: a batch needs at least one sequence.")
+    longest = max(len(r) for r in rows)
+    input_ids = torch.full((len(rows), longest), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), longest), dtype=torch.long)
+    for i, row in enumerate(rows):
+        input_ids[i, :len(row)] = torch.tensor(row)
+        attention_mask[i, :len(row)] = 1
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask}
+    if labels is not None:
+        batch["labels"] = torch.tensor(list(labels), dtype=torch.long)
+    return batch
+
+
+def training_batches(
+    encoded: Sequence[Sequence[int]], labels: Sequence[int], batch_size: int, pad_id: int, seed: int
+) -> Callable[[int], DataLoader]:
+    """Return `epoch -> DataLoader` of length-grouped, dynamically padded batches, reshuffled per epoch."""
+    if len(encoded) != len(labels):
+        raise ValueError(f"{len(encoded)} encoded reviews but {len(labels)} labels.")
+    rows = list(zip(encoded, labels))
+    lengths = [len(ids) for ids in encoded]
+
+    def for_epoch(epoch: int) -> DataLoader:
+        sampler = LengthGroupedBatchSampler(lengths, batch_size, seed=seed)
+        sampler.set_epoch(epoch)
+        return DataLoader(rows, batch_sampler=sampler,
+                          collate_fn=lambda chunk: pad_batch([r[0] for r in chunk], pad_id, [r[1] for r in chunk]))
+
+    return for_epoch

@@ -5,6 +5,7 @@ Introduced in notebook 01 (the cost of attention); the benchmarks reuse it.
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from collections.abc import Callable
@@ -20,18 +21,27 @@ def _synchronize() -> None:
         torch.cuda.synchronize()
 
 
+def alternating_medians(candidates: dict[str, Callable[[], object]], repeats: int = 5,
+                        warmup: int = 1) -> dict[str, float]:
+    """Return each candidate's median wall time in seconds, running them in turns so that noise hits all alike.
+
+    The first `warmup` rounds are discarded (caches, lazy initialisation, the allocator growing).
+    """
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for round_ in range(warmup + repeats):
+        for name, fn in candidates.items():
+            _synchronize()
+            started = time.perf_counter()
+            fn()
+            _synchronize()
+            if round_ >= warmup:
+                times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
     """Return the median wall time of `fn()` over `repeats` runs, after `warmup` runs."""
-    for _ in range(warmup):
-        fn()
-    _synchronize()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        _synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return alternating_medians({"fn": fn}, repeats, warmup)["fn"]
 
 
 class _LiveTensorBytes(TorchDispatchMode):
@@ -73,12 +83,17 @@ def peak_tensor_bytes(fn: Callable[[], object]) -> int:
 
 # Dense (not sparse) tensor-core peaks in TFLOP/s for the precision each card trains in here
 # (fp16 on a T4, bf16 on the others), from the vendors' data sheets.
-PEAK_TFLOPS = {"T4": 65.0, "L4": 121.0, "A10G": 125.0, "A100": 312.0, "H100": 989.0, "H200": 989.0}
+PEAK_TFLOPS = {"T4": 65.0, "L4": 121.0, "L40S": 362.0, "A10G": 125.0, "A100": 312.0, "H100": 989.0,
+               "H200": 989.0}
 
 
 def peak_tflops(device_name: str) -> float | None:
-    """Return the card's peak TFLOP/s for mixed-precision matrix multiplies, if known."""
-    return next((peak for card, peak in PEAK_TFLOPS.items() if card in device_name.upper()), None)
+    """Return the card's peak TFLOP/s for mixed-precision matrix multiplies, if known.
+
+    A card's name must appear as a whole word: "NVIDIA L40S" is not an L4, "A100-SXM4-80GB" is an A100.
+    """
+    words = set(re.split(r"[^A-Z0-9]+", device_name.upper()))
+    return next((peak for card, peak in PEAK_TFLOPS.items() if card in words), None)
 
 
 def training_flops_per_token(parameters: int, layers: int, d_model: int, seq_len: float) -> float:

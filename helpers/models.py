@@ -6,11 +6,12 @@ or another Hub id (for example a copy of bert-base-uncased saved for offline wor
 
 from __future__ import annotations
 
+import json
 import os
-import shutil
 from pathlib import Path
 from typing import TypeVar
 
+from helpers.files import atomic_path
 from helpers.profile import MODEL_ENV, Profile, work_dir
 
 T = TypeVar("T")
@@ -46,15 +47,45 @@ def model_name(profile: Profile) -> str:
     return "all-MiniLM-L6-v2" if profile.model_id == "minilm" else profile.model_id
 
 
+def check_model_folder(folder: Path, architectures: tuple[str, ...] = ()) -> None:
+    """Raise one clear error unless `folder` holds a BERT-style model saved with save_pretrained.
+
+    `architectures`, when given, are the model classes the folder must have been saved from.
+    """
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No model folder at {folder}: give a folder saved with save_pretrained.")
+    config_file = folder / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{folder} has no config.json: it is not a folder saved with save_pretrained.")
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(f"{config_file} is not valid JSON: save the model again.") from None
+    kind = config.get("model_type") if isinstance(config, dict) else None
+    if kind != "bert":
+        raise ValueError(f"{folder} holds a {kind or 'model of unknown type'!s} model: this series needs a BERT "
+                         "encoder (model_type 'bert', such as bert-base-uncased or all-MiniLM-L6-v2).")
+    saved_as = config.get("architectures") or []
+    if architectures and not set(saved_as) & set(architectures):
+        raise ValueError(f"{folder} holds a {', '.join(saved_as) or 'model'}, not a {' or '.join(architectures)}: "
+                         "a trained classifier is the folder notebook 04 saves.")
+    if not any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
+        raise FileNotFoundError(f"{folder} has a config.json but no weights (model.safetensors).")
+
+
 def load_pretrained(cls: type[T], profile: Profile, **kwargs) -> T:
     """Call `cls.from_pretrained` on the profile's model, with one clear sentence if it cannot load."""
     name, revision = resolve_model(profile)
-    if name.startswith(("/", ".", "~")) and not Path(name).expanduser().is_dir():
-        raise FileNotFoundError(f"No model folder at {name}: set {MODEL_ENV} to a folder saved with save_pretrained.")
+    local = Path(name).expanduser()
+    if name.startswith(("/", ".", "~")) or local.is_dir():
+        if not local.is_dir():
+            raise FileNotFoundError(f"No model folder at {name}: set {MODEL_ENV} to a folder saved with "
+                                    "save_pretrained.")
+        check_model_folder(local)
     try:
         return cls.from_pretrained(name, revision=revision, **kwargs)
     except OSError as error:  # transformers reports a missing folder or an unreachable Hub as OSError
-        where = "folder" if Path(name).is_dir() else "Hub model"
+        where = "folder" if local.is_dir() else "Hub model"
         raise OSError(
             f"Could not load {cls.__name__} from the {where} {name!r} ({type(error).__name__}): "
             f"check the network, or set {MODEL_ENV} to a local copy, or use TUTORIAL_PROFILE=cpu."
@@ -72,13 +103,7 @@ def classifier_dir(profile: Profile) -> Path:
 
 
 def save_atomically(model, tokenizer, folder: Path) -> None:
-    """Save model (safetensors) and tokenizer into a fresh folder, then swap it into place."""
-    folder = Path(folder)
-    partial, old = folder.with_name(folder.name + ".partial"), folder.with_name(folder.name + ".old")
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial, safe_serialization=True)
-    tokenizer.save_pretrained(partial)
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(partial, folder)
-    shutil.rmtree(old, ignore_errors=True)
+    """Save model (safetensors) and tokenizer into a fresh folder, then swap it into place (helpers.files)."""
+    with atomic_path(folder) as partial:
+        model.save_pretrained(partial, safe_serialization=True)
+        tokenizer.save_pretrained(partial)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from helpers.device import resolve_precision
+
 PROFILE_ENV = "TUTORIAL_PROFILE"  # overrides the automatic choice: "cpu" or "gpu"
 DATA_ENV = "TUTORIAL_DATA"  # a local IMDB file or extracted aclImdb/ folder
 MODEL_ENV = "TUTORIAL_MODEL"  # a local model folder or Hub id that replaces the profile's model
@@ -22,7 +24,6 @@ WORK_ENV = "TUTORIAL_WORKDIR"  # where checkpoints and the adapted encoder are w
 
 IMDB_HUB_ID = "stanfordnlp/imdb"  # 25k train / 25k test / 50k unlabelled, sorted by label within each split
 IMDB_HUB_REVISION = "e6281661ce1c48d982bc483cf8a173c1bbeb5d31"
-BF16_MIN_CAPABILITY = (8, 0)  # Ampere (A100, L4) and later: bf16 tensor cores; a T4 is (7, 5)
 
 
 @dataclass(frozen=True)
@@ -89,35 +90,6 @@ PROFILES: dict[str, Profile] = {
         mlm_eval_blocks=64,
     ),
 }
-
-
-def cpu_has_bf16() -> bool:
-    """Return whether this CPU computes in bf16 natively (AMX or AVX-512 BF16), where autocast pays off."""
-    checks = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    return any(getattr(torch.cpu, check, lambda: False)() for check in checks)
-
-
-def gpu_has_bf16() -> bool:
-    """Return whether the GPU has bf16 tensor cores (compute capability 8.0 or later)."""
-    # Not torch.cuda.is_bf16_supported(): it is True on a T4 too, where bf16 is emulated without
-    # tensor cores and SDPA's fast kernels refuse it (about 4x slower steps, far more memory).
-    return torch.cuda.get_device_capability() >= BF16_MIN_CAPABILITY
-
-
-def resolve_precision(requested: str) -> str:
-    """Return the precision this machine can run.
-
-    bf16 needs a GPU of compute capability 8.0 or later (else fp16 with loss scaling) or, without
-    CUDA, a CPU with native bf16 (else fp32); fp16 needs CUDA.
-    """
-    cuda = torch.cuda.is_available()
-    if requested == "bf16" and cuda:
-        return "bf16" if gpu_has_bf16() else "fp16"
-    if requested == "bf16":
-        return "bf16" if cpu_has_bf16() and not torch.backends.mps.is_available() else "fp32"
-    if requested == "fp16" and not cuda:
-        return "fp32"
-    return requested
 
 
 def get_profile(name: str | None = None) -> Profile:

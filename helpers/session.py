@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from helpers.device import pick_device
 from helpers.profile import DATA_ENV, IMDB_HUB_ID, MODEL_ENV, WORK_ENV, Profile, describe, get_profile, work_dir
 
 LIBRARIES = ("torch", "transformers", "tokenizers", "datasets", "accelerate", "scikit-learn", "matplotlib")
@@ -45,15 +46,6 @@ class Session:
             print(f"smoke run, not asserted: {claim} ({outcome} here; a tiny random model trained a few steps)")
             return
         assert condition, claim
-
-
-def pick_device() -> torch.device:
-    """Return cuda if present, else Apple's mps, else cpu."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def seed_everything(seed: int) -> None:

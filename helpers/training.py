@@ -21,8 +21,10 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import hashlib
 import itertools
-import os
+import json
+import pickle
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -33,9 +35,11 @@ from accelerate import Accelerator, skip_first_batches
 from torch import nn
 from torch.utils.data import DataLoader
 
-Batch = dict[str, torch.Tensor]
+from helpers.batching import Batch
+from helpers.device import PRECISIONS, autocast
+from helpers.files import atomic_path
+
 CHECKPOINT = "checkpoint.pt"
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtype of each
 
 
 @dataclass(frozen=True)
@@ -91,11 +95,44 @@ def free_memory() -> None:
 
 
 def atomic_save(obj: object, path: Path) -> None:
-    """Write with torch.save to a temporary file, then rename: a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(obj, partial)
-    os.replace(partial, path)
+    """Write `obj` with torch.save so that a crash never leaves half a file (see helpers.files)."""
+    with atomic_path(path) as partial:
+        torch.save(obj, partial)
+
+
+def data_fingerprint(*columns: object) -> str:
+    """Return a short digest of the training data (token ids, labels): a checkpoint of other data is not resumed."""
+    digest = hashlib.sha256()
+    for column in columns:
+        digest.update(json.dumps(column, separators=(",", ":"), default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def model_identity(model: nn.Module) -> dict:
+    """Return what identifies the model a run starts from: its class, its configuration and where it came from.
+
+    For a model loaded from a local folder, the weights file's size and modification time stand for
+    its contents (a re-run of notebook 03 rewrites the adapted encoder, and 04 must not resume the old one).
+    """
+    model = getattr(model, "module", model)  # DDP wraps it
+    identity = {"class": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters())}
+    config = getattr(model, "config", None)
+    if config is not None:
+        settings = {k: v for k, v in config.to_dict().items() if k not in ("transformers_version", "_name_or_path")}
+        identity["config"] = data_fingerprint(settings)
+        source = str(getattr(config, "_name_or_path", "") or "")
+        identity["source"] = source
+        weights = Path(source) / "model.safetensors"
+        if source and weights.is_file():
+            identity["weights_file"] = (weights.stat().st_size, weights.stat().st_mtime_ns)
+    return identity
+
+
+def count_tokens(batch: Batch) -> int:
+    """Return the real tokens of a batch: its attention mask's ones, else all input ids, else 0."""
+    if "attention_mask" in batch:
+        return int(batch["attention_mask"].sum())
+    return batch["input_ids"].numel() if "input_ids" in batch else 0
 
 
 def _batches_from(batches: Callable[[int], Iterable[Batch]], epoch: int, skip: int) -> Iterator[tuple[int, int, Batch]]:
@@ -121,7 +158,14 @@ def _batches_from(batches: Callable[[int], Iterable[Batch]], epoch: int, skip: i
 
 
 class Trainer:
-    """Train `model` on `batches(epoch)` by minimising `loss_fn(model, batch)`, with checkpoints."""
+    """Train `model` on `batches(epoch)` by minimising `loss_fn(model, batch)`, with checkpoints.
+
+    A batch is a dict of tensors that share their first dimension (rows); any keys will do.
+    Throughput counts tokens where the batch has an `attention_mask` (or `input_ids`), else rows only.
+    A checkpoint is resumed only by a run with the same `config`, the same starting model (see
+    `model_identity`) and the same `identity`: pass what else determines the result, such as
+    `{"data": data_fingerprint(token_ids, labels), "max_length": 512, "revision": ...}`.
+    """
 
     def __init__(
         self,
@@ -130,6 +174,7 @@ class Trainer:
         config: TrainConfig,
         checkpoint_dir: Path | None = None,
         accelerator: Accelerator | None = None,
+        identity: dict | None = None,
     ) -> None:
         if config.precision not in PRECISIONS:
             raise ValueError(f"Unknown precision {config.precision!r}: choose one of {', '.join(PRECISIONS)}.")
@@ -137,7 +182,6 @@ class Trainer:
         self.config, self.loss_fn, self.checkpoint_dir = config, loss_fn, checkpoint_dir
         self.model = self.accelerator.prepare_model(model)  # on the device; DDP-wrapped on several processes
         device_type = self.accelerator.device.type
-        self.dtype = PRECISIONS[config.precision]
         self.scaler = torch.amp.GradScaler(device_type, enabled=config.precision == "fp16")
         self.optimizer = make_optimizer(model, config.learning_rate, config.weight_decay)
         warmup = max(1, round(config.warmup_fraction * config.steps))
@@ -146,7 +190,8 @@ class Trainer:
         )
         self.step, self.epoch, self.batch_index, self.accumulation = 0, 0, 0, config.accumulation
         self.history: list[dict] = []
-        self.fingerprint = dataclasses.asdict(config)
+        identity = {"config": dataclasses.asdict(config), "model": model_identity(model), **(identity or {})}
+        self.fingerprint = json.loads(json.dumps(identity, default=str))  # as it reads back from a checkpoint
 
     # --- checkpoints -------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -169,9 +214,18 @@ class Trainer:
         path = self.checkpoint_dir / CHECKPOINT if self.checkpoint_dir else None
         if path is None or not path.exists():
             return False
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        if state["fingerprint"] != self.fingerprint:
-            print(f"Ignoring {path}: it belongs to a run with other settings.")
+        try:  # weights_only: a checkpoint file cannot run code when it is loaded
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
+            print(f"Ignoring {path}: it cannot be read ({type(error).__name__}; a damaged or foreign file). "
+                  "Training starts from step 0 and replaces it.")
+            return False
+        stored = state.get("fingerprint") if isinstance(state, dict) else None
+        if stored != self.fingerprint:
+            stored = stored if isinstance(stored, dict) else {}
+            differs = [key for key, value in self.fingerprint.items() if stored.get(key) != value]
+            print(f"Ignoring {path}: it belongs to a run with other settings ({', '.join(differs) or 'format'}). "
+                  "Training starts from step 0 and replaces it.")
             return False
         self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -204,7 +258,7 @@ class Trainer:
             weight = len(next(iter(micro.values()))) * world / rows
             last = i == len(micro_batches) - 1
             with contextlib.nullcontext() if last else self.accelerator.no_sync(self.model):
-                with torch.autocast(self.accelerator.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+                with autocast(self.accelerator.device, self.config.precision):
                     loss = self.loss_fn(self.model, micro)
                 self.scaler.scale(loss * weight).backward()  # scale() is the identity unless fp16
             total += loss.item() * weight
@@ -269,8 +323,8 @@ class Trainer:
         if self.checkpoint_dir is None or not self.accelerator.is_main_process:
             return 0
         freed = 0
-        for path in (self.checkpoint_dir / CHECKPOINT, self.checkpoint_dir / (CHECKPOINT + ".partial")):
-            if path.exists():
+        for path in [self.checkpoint_dir / CHECKPOINT, *self.checkpoint_dir.glob(CHECKPOINT + ".*.partial")]:
+            if path.exists():  # a partial file is what a process killed while writing left behind
                 freed += path.stat().st_size
                 path.unlink()
         return freed
@@ -301,7 +355,7 @@ class Trainer:
             window.append(self.train_step(batch))
             self.step, self.batch_index = self.step + 1, index + 1
             seen += len(next(iter(batch.values())))
-            tokens += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
+            tokens += count_tokens(batch)
             done = self.step == config.steps
             if self.step % config.log_every == 0 or done:
                 seconds = time.perf_counter() - started - evaluating
@@ -312,7 +366,7 @@ class Trainer:
                     "learning_rate": self.schedule.get_last_lr()[0],
                     "seconds": elapsed_before + seconds,  # training only, evaluation excluded
                     "samples_per_second": seen / seconds,
-                    "tokens_per_second": tokens / seconds,
+                    "tokens_per_second": tokens / seconds if tokens else None,
                 }
                 if evaluate is not None and (done or (config.eval_every and self.step % config.eval_every == 0)):
                     self.model.eval()

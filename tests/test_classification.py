@@ -8,15 +8,14 @@ import torch
 from datasets import Dataset
 from transformers import AutoTokenizer, BertConfig
 
+from helpers.batching import pad_batch, training_batches
 from helpers.classification import (
     BertForReviewClassification,
     classification_loss,
     classify_reviews,
     encode,
-    pad_batch,
     predict_probabilities,
     train_short_classifier,
-    training_batches,
 )
 from helpers.models import minilm_path, save_atomically
 from helpers.profile import get_profile
@@ -109,7 +108,7 @@ def test_classify_reviews_keeps_order_and_rejects_blank_input(tokenizer):
     assert [label for label, _ in answers] == [label for label, _ in one_by_one]
     assert np.allclose([p for _, p in answers], [p for _, p in one_by_one], atol=1e-5)
     assert all(label in ("negative", "positive") and 0.5 <= p <= 1 for label, p in answers)
-    with pytest.raises(ValueError, match="review 2 of 2 is blank"):
+    with pytest.raises(ValueError, match="Review 2 of 2 is blank"):
         classify_reviews(model, tokenizer, ["fine", "   "], max_length=32)
     with pytest.raises(ValueError, match="Nothing to classify"):
         classify_reviews(model, tokenizer, [], max_length=32)

@@ -20,7 +20,7 @@ import pytest
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 
 from helpers.models import minilm_path
-from helpers.notebooks import SOURCES, execute, notebook_from_source
+from notebooks.build import SOURCES, execute, notebook_from_source
 
 SCALE = "0.01"  # of the gpu profile's steps: 10 MLM steps, 1 epoch of the classifier
 PER_SPLIT = 96  # reviews of each label in each labelled split (and unlabelled ones)

@@ -7,7 +7,7 @@ import types
 import nbformat
 import pytest
 
-import helpers.notebooks as builder
+import notebooks.build as builder
 
 SOURCE = '''# %% [markdown]
 # # Title

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers.notebooks import SOURCES, colab_badge, notebook_from_source, repository_url
+from notebooks.build import SOURCES, colab_badge, notebook_from_source, repository_url
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE_FILES = sorted(SOURCES.glob("[0-9]*.py"))

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from helpers.profile import PROFILES, describe, get_profile, resolve_precision
+from helpers.device import resolve_precision
+from helpers.profile import PROFILES, describe, get_profile
 
 
 def test_automatic_choice_follows_cuda(clean_env):
@@ -17,7 +18,7 @@ def test_environment_variable_overrides_the_automatic_choice(clean_env):
     clean_env.setenv("TUTORIAL_PROFILE", "GPU ")
     profile = get_profile()
     assert profile.name == "gpu" and profile.model_id == "google-bert/bert-base-uncased"
-    clean_env.setattr("helpers.profile.cpu_has_bf16", lambda: False)
+    clean_env.setattr("helpers.device.cpu_has_bf16", lambda: False)
     assert get_profile().precision == "fp32", "without CUDA or a bf16 CPU, autocast would only slow things down"
 
 
@@ -56,9 +57,9 @@ def test_dataset_override_and_scale_knob(clean_env, tmp_path):
 def test_cpu_bf16_only_where_the_processor_has_it(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
-    monkeypatch.setattr("helpers.profile.cpu_has_bf16", lambda: True)
+    monkeypatch.setattr("helpers.device.cpu_has_bf16", lambda: True)
     assert resolve_precision("bf16") == "bf16" and resolve_precision("fp16") == "fp32"
-    monkeypatch.setattr("helpers.profile.cpu_has_bf16", lambda: False)
+    monkeypatch.setattr("helpers.device.cpu_has_bf16", lambda: False)
     assert resolve_precision("bf16") == "fp32"
 
 

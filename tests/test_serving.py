@@ -9,9 +9,10 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, BertConfig
 
-from helpers.classification import BertForReviewClassification, pad_batch
+from helpers.batching import pad_batch
+from helpers.classification import MAX_CHARACTERS, BertForReviewClassification, check_reviews
 from helpers.models import minilm_path, save_atomically
-from helpers.serving import MAX_CHARACTERS, check_reviews, main, median_latency_ms, quantize_int8, weights_megabytes
+from helpers.serving import main, median_latency_ms, quantize_int8, weights_megabytes
 
 
 @pytest.fixture(scope="module")

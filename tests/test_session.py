@@ -7,8 +7,9 @@ import types
 
 import torch
 
+from helpers.device import pick_device
 from helpers.profile import get_profile, work_dir
-from helpers.session import in_colab, library_versions, pick_device, print_summary, start_notebook, use_google_drive
+from helpers.session import in_colab, library_versions, print_summary, start_notebook, use_google_drive
 
 
 def test_start_notebook_prints_versions_and_profile_and_seeds(clean_env, capsys):

@@ -13,8 +13,8 @@
 # what attention costs as sentences get longer.
 #
 # **What you need.** Nothing but a CPU. Measured on 2 CPU cores (the `cpu` profile): about
-# 20 seconds and 1.4 GB of memory at the peak (the kernel process, measured with `getrusage`). On a GPU (`gpu` profile, bert-base-uncased) its run time has not
-# been measured yet.
+# 20 seconds and 1.4 GB of memory at the peak (the kernel process, measured with `getrusage`). On a
+# GPU (`gpu` profile, bert-base-uncased) its run time has not been measured yet.
 #
 # **Profiles.** Every notebook of the series runs at two scales, chosen automatically: `gpu` when
 # CUDA is present (bert-base-uncased from the Hub, full IMDB), `cpu` otherwise (all-MiniLM-L6-v2
@@ -26,7 +26,6 @@
 # profile, so that a result can always be traced back to what produced it.
 
 # %%
-import json
 import math
 import re
 
@@ -391,8 +390,8 @@ lengths = [128, 256, 512, 1024, 2048] + ([4096, 8192] if device.type == "cuda" e
 cost = {"hand-written": {"s": [], "MiB": []}, "SDPA": {"s": [], "MiB": []}}
 for seq_len in lengths:
     q, k, v = (torch.randn(1, 12, seq_len, 64, device=device) for _ in range(3))  # (B, H, T, d_head)
-    for name, fn in [("hand-written", lambda: attention(q, k, v)[0]),
-                     ("SDPA", lambda: F.scaled_dot_product_attention(q, k, v))]:
+    for name, fn in [("hand-written", lambda q=q, k=k, v=v: attention(q, k, v)[0]),
+                     ("SDPA", lambda q=q, k=k, v=v: F.scaled_dot_product_attention(q, k, v))]:
         with torch.no_grad():
             cost[name]["s"].append(median_seconds(fn, repeats=5, warmup=2))
         cost[name]["MiB"].append(peak_tensor_bytes(fn) / 2**20)
@@ -451,6 +450,24 @@ q, k, v = (torch.randn(2, 4, 16, 8) for _ in range(3))
 mask = helpers.attention.padding_mask(torch.tensor([16, 9]), 16) & helpers.attention.causal_mask(16)
 assert torch.equal(helpers.attention.attention(q, k, v, mask)[0], attention(q, k, v, mask)[0])
 print("helpers.attention.attention == this notebook's attention")
+
+# %% [markdown]
+# The helper adds one thing. A query whose keys are *all* blocked (an empty sequence, or a mask
+# built wrongly) has only $-\infty$ scores, and the softmax of that row is 0/0: NaN, which then
+# spreads through every later layer. PyTorch's SDPA returns 0 for such a row, and so does the
+# helper: it sets the weights of a fully blocked row to 0. Below, query 1 may attend to no key.
+
+# %%
+torch.manual_seed(0)
+q, k, v = (torch.randn(1, 3, 4) for _ in range(3))
+allowed = torch.tensor([[True, True, True], [False, False, False], [True, False, False]])  # (T_q, T_k)
+ours, helper = attention(q, k, v, allowed)[0], helpers.attention.attention(q, k, v, allowed)[0]
+sdpa = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+print("query 1, the three lines above:", ours[0, 1].tolist())
+print("query 1, helper               :", helper[0, 1].tolist())
+print("query 1, SDPA                 :", sdpa[0, 1].tolist())
+assert torch.isnan(ours[0, 1]).all() and torch.equal(helper[0, 1], torch.zeros(4))
+torch.testing.assert_close(helper, sdpa)  # the other rows agree too
 
 # %% [markdown]
 # ## Exercises

@@ -11,7 +11,8 @@
 # is wasted on padding. We end by training a tokenizer of our own on the reviews.
 #
 # **What you need.** A CPU. Measured on 2 cores at the `cpu` profile (5,000 reviews): about
-# 35 seconds and 1.0 GB of memory at the peak (the kernel process, measured with `getrusage`). At the `gpu` profile the proof runs over all 100,000 IMDB texts
+# 35 seconds and 1.0 GB of memory at the peak (the kernel process, measured with `getrusage`). At the
+# `gpu` profile the proof runs over all 100,000 IMDB texts
 # (train, test and unlabelled), which takes roughly 20 times longer on a Colab CPU core (estimated
 # from the per-review rate measured here, not measured on Colab).
 
@@ -423,7 +424,8 @@ from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 own = Tokenizer(models.WordPiece(unk_token="[UNK]"))
 own.normalizer = normalizers.BertNormalizer(lowercase=True)
 own.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-trainer = trainers.WordPieceTrainer(vocab_size=len(vocab), special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+trainer = trainers.WordPieceTrainer(vocab_size=len(vocab),
+                                    special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
                                     show_progress=False)
 own.train_from_iterator([clean_review(t) for t in splits["train"]["text"]], trainer)
 
@@ -434,7 +436,8 @@ for name, encode in [("BERT", tokenizer.tokenize), ("own", lambda t: own.encode(
     tokens = [tok for t in held_out for tok in encode(t)]
     stats[name] = (len(tokens) / n_words, tokens.count("[UNK]") / len(tokens))
     print(f"{name:>5}: {stats[name][0]:.3f} tokens per word, [UNK] rate {stats[name][1]:.3%}")
-session.expect(stats["own"][0] < stats["BERT"][0], "a vocabulary learned on thousands of reviews fits held-out reviews better")
+session.expect(stats["own"][0] < stats["BERT"][0],
+               "a vocabulary learned on thousands of reviews fits held-out reviews better")
 
 # %% [markdown]
 # Words the two vocabularies split differently, among the most frequent words of the held-out
@@ -449,7 +452,8 @@ for word, bert_pieces, own_pieces in different:
 
 # %% [markdown]
 # A vocabulary learned from reviews keeps review words such as *slasher*, *cheesy* and *imdb*
-# whole, so the same text becomes fewer tokens (the assertion above checks the tokens per word). But a pretrained BERT's embeddings belong to *its*
+# whole, so the same text becomes fewer tokens (the assertion above checks the tokens per word). But a
+# pretrained BERT's embeddings belong to *its*
 # vocabulary: switching tokenizers means training the model from scratch. That is why the series
 # keeps BERT's vocabulary and adapts the *model* to reviews instead (notebook 03).
 #

@@ -36,12 +36,13 @@ from transformers import AutoTokenizer, BertForMaskedLM, DataCollatorForLanguage
 
 from helpers.batching import random_batches
 from helpers.data import balanced_sample, load_reviews
+from helpers.measure import alternating_medians
 from helpers.mlm import fill_mask, fixed_eval_batches, full_vocabulary_loss, masked_only_loss, perplexity
 from helpers.models import adapted_encoder_dir, load_pretrained, save_atomically
 from helpers.plotting import LiveCurve
 from helpers.profile import work_dir
 from helpers.session import print_summary, start_notebook
-from helpers.training import TrainConfig, Trainer, make_optimizer, step_seed, warmup_then_decay
+from helpers.training import TrainConfig, Trainer, data_fingerprint, warmup_then_decay
 
 session = start_notebook()
 profile, device = session.profile, session.device
@@ -230,8 +231,8 @@ assert all(torch.equal(a["input_ids"], b["input_ids"]) for a, b in zip(eval_batc
 # `bert-base-uncased` brings its pretrained head, and starts low.
 #
 # We switch attention dropout off. On a CPU, dropout on the attention weights forces PyTorch's
-# fused attention onto a slow path that draws a mask over the whole attention matrix; the
-# guide measured it at 2x per step, for no gain in quality.
+# fused attention onto a slow path that draws a random mask over the whole (length x length)
+# attention matrix of every head. Dropout elsewhere in the model stays on.
 
 # %%
 torch.manual_seed(profile.seed)  # the new head's initial weights do not depend on the cells above
@@ -287,23 +288,17 @@ masked_only = masked_only_loss(model, batch)
 torch.testing.assert_close(masked_only, full, rtol=1e-4, atol=1e-4)
 
 
-def timed_step(loss_fn):
-    """Return the seconds of one forward and backward pass."""
-    model.zero_grad(set_to_none=True)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    loss_fn(model, batch).backward()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    return time.perf_counter() - start
+def step(loss_fn):
+    """Return a function that runs one forward and backward pass with `loss_fn`."""
+    def run():
+        model.zero_grad(set_to_none=True)
+        loss_fn(model, batch).backward()
+    return run
 
 
-times = {"full vocabulary": [], "masked only": []}
-for repeat in range(6):  # the first round is a warm-up and is dropped
-    times["full vocabulary"].append(timed_step(full_vocabulary_loss))
-    times["masked only"].append(timed_step(masked_only_loss))
-median = {name: sorted(t[1:])[len(t[1:]) // 2] for name, t in times.items()}
+# the two take turns, 5 timed rounds after a warm-up round (helpers.measure.alternating_medians)
+median = alternating_medians({"full vocabulary": step(full_vocabulary_loss), "masked only": step(masked_only_loss)},
+                             repeats=5)
 masked_only_step_speedup = median["full vocabulary"] / median["masked only"]
 model.zero_grad(set_to_none=True)
 print(f"loss: full vocabulary {full.item():.4f}, masked only {masked_only.item():.4f}")
@@ -445,7 +440,8 @@ checkpoints = work_dir(profile) / "03_mlm"
 print(f"checkpoints in {checkpoints}")
 curve = LiveCurve("MLM fine-tuning", right="perplexity", right_label="held-out perplexity (log scale)",
                   right_log=True)
-trainer = Trainer(model, masked_only_loss, config, checkpoint_dir=checkpoints)
+identity = {"data": data_fingerprint(train_blocks), "model_revision": profile.model_revision}  # what else decides
+trainer = Trainer(model, masked_only_loss, config, checkpoint_dir=checkpoints, identity=identity)
 history = trainer.fit(training_batches, evaluate=held_out_perplexity, on_log=report)
 model = trainer.accelerator.unwrap_model(trainer.model)
 train_minutes = history[-1]["seconds"] / 60
@@ -476,7 +472,8 @@ print(pd.DataFrame({"prompt": prompts, "top 5 before": [" ".join(g) for g in gue
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-word_sample = list(balanced_sample(splits["train"], 5_000, seed=profile.seed)["text"])  # both classes, not the first 5,000
+# both classes, not the first 5,000
+word_sample = list(balanced_sample(splits["train"], 5_000, seed=profile.seed)["text"])
 review_words = Counter(w for text in word_sample for w in re.findall(r"[a-z]+", text.lower()))
 common = {word for word, _ in review_words.most_common(1_000)}
 common_after = sum(g[0] in common for g in guesses_after)

@@ -37,14 +37,13 @@ from sklearn.linear_model import LogisticRegressionCV
 from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, confusion_matrix, f1_score
 from transformers import AutoTokenizer
 
-from helpers.batching import length_grouped_batches, padding_efficiency
+from helpers.batching import length_grouped_batches, pad_batch, padding_efficiency, training_batches
 from helpers.classification import (
     BertForReviewClassification,
     classification_loss,
     classify_reviews,
     encode,
     predict_probabilities,
-    training_batches,
 )
 from helpers.data import LABEL_NAMES, load_reviews
 from helpers.measure import peak_tflops, training_flops_per_token
@@ -52,7 +51,7 @@ from helpers.models import adapted_encoder_dir, classifier_dir, load_pretrained,
 from helpers.plotting import LiveCurve, show_heatmaps
 from helpers.profile import work_dir
 from helpers.session import print_summary, start_notebook
-from helpers.training import TrainConfig, Trainer
+from helpers.training import TrainConfig, Trainer, data_fingerprint
 
 session = start_notebook()
 profile, device = session.profile, session.device
@@ -102,7 +101,8 @@ baseline_accuracy = accuracy_score(test_labels, baseline_predictions)
 print(f"{features_train.shape[1]:,} features, C = {baseline.C_[0]:g} (chosen by cross-validation)")
 print(f"TF-IDF + logistic regression: {baseline_accuracy:.1%} +- {interval(baseline_accuracy, len(test_texts)):.1%} "
       f"on {len(test_texts):,} test reviews")
-session.expect(baseline_accuracy > 0.8, "TF-IDF + logistic regression scores above 80 % (it needs thousands of reviews)")
+session.expect(baseline_accuracy > 0.8,
+               "TF-IDF + logistic regression scores above 80 % (it needs thousands of reviews)")
 
 # %% [markdown]
 # ## 2. From review to model input
@@ -135,8 +135,9 @@ print(f"padding efficiency of length-grouped batches of {profile.batch_size}: "
 # `BertForSequenceClassification` puts a linear layer on top of the encoder. It reads the `[CLS]`
 # position through BERT's *pooler* (a dense layer with tanh). `helpers.classification.BertForReviewClassification`
 # is the same class with one change: it **averages the token vectors** (padding excluded) instead,
-# which the guide measured 1.4 points higher than the pooler on this sample, and it drops the
-# unused pooler. The classifier layer starts new (random weights): only the encoder is pretrained.
+# as Sentence-BERT does (the `cpu` profile's all-MiniLM-L6-v2 was trained to be read that way), and
+# it drops the unused pooler. The classifier layer starts new (random weights): only the encoder is
+# pretrained.
 #
 # We build it twice: from the profile's pretrained model and, if notebook 03 has been run, from
 # the encoder it adapted to movie reviews. On a CPU, attention dropout is switched off (notebook
@@ -169,6 +170,24 @@ model = fresh_classifier("base")
 print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, pooling: mean over tokens")
 
 # %% [markdown]
+# The change is three lines of the model's `forward`. Written out here on a short and a long
+# review padded into one batch, they give the helper's logits: the short review's padding
+# positions get weight 0 in its mean, so padding changes nothing.
+
+# %%
+short, long = min(range(len(lengths)), key=lengths.__getitem__), max(range(len(lengths)), key=lengths.__getitem__)
+pair = pad_batch([encoded_train[short], encoded_train[long]], tokenizer.pad_token_id)
+model.eval()  # dropout off, so that both computations are deterministic
+with torch.no_grad():
+    hidden = model.bert(input_ids=pair["input_ids"], attention_mask=pair["attention_mask"]).last_hidden_state
+    mask = pair["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1): 1 at real tokens, 0 at padding
+    pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1)  # (B, d_model): the mean over real tokens
+    logits = model.classifier(pooled)  # (B, 2)
+    torch.testing.assert_close(logits, model(**pair).logits)
+print(f"hidden states {tuple(hidden.shape)} -> mean over {pair['attention_mask'].sum(dim=1).tolist()} real tokens "
+      f"-> pooled {tuple(pooled.shape)} -> logits {tuple(logits.shape)}: the same as the model's")
+
+# %% [markdown]
 # ## 4. Training
 #
 # The loop is notebook 03's, from `helpers.training`: AdamW (fused into one kernel on a GPU),
@@ -193,8 +212,8 @@ print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, poo
 # (2019) report 94.6 % for BERT-base at 512 head+tail tokens, so 93.5 % or more after 2 epochs is
 # plausible. These are estimates from the FLOP count, not measurements on a T4. On an A100 (bf16)
 # the same arithmetic at an assumed 40 % of its 312 TFLOP/s gives about 1 minute. In fp16 the
-# recipe's batch of 32 x 512 tokens needs roughly 8-10 GB of the T4's 16; if a batch does not fit,
-# the training loop halves its micro-batches and carries on with the same effective batch.
+# recipe's memory on a T4 has not been measured here; if a batch does not fit, the training loop
+# splits it into 2, 4, ... micro-batches and carries on with the same effective batch.
 #
 # The curve shows the training loss and the accuracy on a fixed subset of held-out reviews,
 # measured four times per run. We only watch it: nothing is chosen by it, so the final test
@@ -237,7 +256,11 @@ def fine_tune(model, name):
             line += f", held-out accuracy {last['accuracy']:.1%}"
         print(line + f", {last['seconds']:.0f} s", flush=True)
 
-    trainer = Trainer(model, classification_loss, config, checkpoint_dir=work_dir(profile) / f"04_{name}")
+    # a checkpoint is resumed only by the same run: same settings, starting model, reviews and tokens
+    identity = {"data": data_fingerprint(encoded_train, train_labels.tolist()), "max_length": max_length,
+                "model_revision": profile.model_revision}
+    trainer = Trainer(model, classification_loss, config, checkpoint_dir=work_dir(profile) / f"04_{name}",
+                      identity=identity)
     history = trainer.fit(batches, evaluate=curve_accuracy, on_log=report)
     print(f"{name}: {steps} steps ({profile.epochs} epoch(s)) in {history[-1]['seconds'] / 60:.1f} min on {device}")
     return trainer.accelerator.unwrap_model(trainer.model), history
@@ -430,7 +453,10 @@ print(f"saved to {saved_to}; reloaded predictions identical on 64 reviews")
 # For readers who will use Hugging Face's `Trainer`: the same model, data and settings. Its
 # `train_sampling_strategy="group_by_length"` is our length-grouped batching (in transformers 5;
 # earlier versions called it `group_by_length=True`), `DataCollatorWithPadding` our dynamic padding,
-# and `auto_find_batch_size=True` its out-of-memory back-off (it halves the batch and starts again).
+# and `auto_find_batch_size=True` its out-of-memory back-off. That back-off differs from ours: on an
+# out-of-memory error Accelerate restarts training with a batch 10 % smaller (`int(batch * 0.9)` in
+# `accelerate.utils.find_executable_batch_size`), so the effective batch, and with it the result,
+# changes; ours keeps the batch and accumulates.
 # We run 10 steps to show the call.
 
 # %%
@@ -442,9 +468,10 @@ with tempfile.TemporaryDirectory() as output_dir:
     arguments = TrainingArguments(
         output_dir=output_dir, max_steps=10, per_device_train_batch_size=profile.batch_size,
         learning_rate=profile.learning_rate, warmup_steps=0.06, lr_scheduler_type="linear", weight_decay=0.01,
-        max_grad_norm=1.0, train_sampling_strategy="group_by_length", bf16=profile.precision == "bf16", fp16=profile.precision == "fp16",
+        max_grad_norm=1.0, train_sampling_strategy="group_by_length",
+        bf16=profile.precision == "bf16", fp16=profile.precision == "fp16",
         logging_steps=5, save_strategy="no", report_to="none", disable_tqdm=True, seed=profile.seed,
-        use_cpu=device.type == "cpu", auto_find_batch_size=True,  # on out-of-memory: retry with half the batch
+        use_cpu=device.type == "cpu", auto_find_batch_size=True,  # on out-of-memory: restart 10 % smaller
     )
     train_rows = [{"input_ids": ids, "attention_mask": [1] * len(ids), "labels": int(label)}
                   for ids, label in zip(encoded_train, train_labels)]

@@ -1,13 +1,15 @@
 """Build the notebooks from their sources and execute them with visible progress.
 
-    python -m helpers.notebooks build [NAME ...]   # notebooks/src/*.py -> notebooks/*.ipynb, executed
-    python -m helpers.notebooks run [NAME ...]     # execute notebooks/*.ipynb into runs/<profile>/
+    python -m notebooks.build build [NAME ...]   # notebooks/src/*.py -> notebooks/*.ipynb, executed
+    python -m notebooks.build run [NAME ...]     # execute notebooks/*.ipynb into runs/<profile>/
 
 Sources are percent-format Python files (`# %%` starts a code cell, `# %% [markdown]` a text
 cell, `# %% tags=["solution"]` a solution cell shown folded). `build` adds, after the title, the
 Colab install cell (its repository address comes from pyproject.toml) and the optional Google
 Drive cell, asks Colab for a T4 in the metadata, and replaces a notebook only after it has
-executed without error. `make notebooks` and `make run` call these two commands.
+executed without error. `make notebooks` and `make run` call these two commands, from the
+repository's root. This is build tooling, not part of the `helpers` package that Colab readers
+install: it needs nbclient and nbformat (in requirements.txt), which the notebooks themselves do not.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
+
+from helpers.files import atomic_path
+from helpers.profile import WORK_ENV, get_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -141,11 +146,9 @@ def summary_line(notebook: nbformat.NotebookNode) -> str | None:
 
 
 def write_atomically(notebook: nbformat.NotebookNode, path: Path) -> None:
-    """Write a notebook to a temporary file, then move it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".ipynb.tmp")
-    nbformat.write(notebook, temporary)
-    os.replace(temporary, path)
+    """Write a notebook so that a crash never leaves half of it (helpers.files)."""
+    with atomic_path(path) as partial:
+        nbformat.write(notebook, partial)
 
 
 def select(paths: list[Path], names: list[str]) -> list[Path]:
@@ -167,10 +170,8 @@ def build(names: list[str]) -> None:
     The run writes its checkpoints and models into a fresh work folder, so nothing left over from
     an earlier run (a finished checkpoint, an old encoder) changes what the stored outputs show.
     """
-    from helpers.profile import WORK_ENV
-
-    work = tempfile.mkdtemp(prefix="tutorial-build-")
-    os.environ[WORK_ENV] = work
+    work, before = tempfile.mkdtemp(prefix="tutorial-build-"), os.environ.get(WORK_ENV)
+    os.environ[WORK_ENV] = work  # the kernels inherit it
     try:
         for source in select(sorted(SOURCES.glob("[0-9]*.py")), with_prerequisites(names)):
             target = NOTEBOOKS / f"{source.stem}.ipynb"
@@ -184,12 +185,14 @@ def build(names: list[str]) -> None:
             print(f"  wrote {target.relative_to(ROOT)} ({seconds:.0f} s)", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        if before is None:  # leave the environment as it was, not pointing at a deleted folder
+            os.environ.pop(WORK_ENV, None)
+        else:
+            os.environ[WORK_ENV] = before
 
 
 def run(names: list[str]) -> None:
     """Execute the committed notebooks in order into runs/<profile>/ and say where they are."""
-    from helpers.profile import get_profile
-
     profile = get_profile().name
     out_dir = RUNS / profile
     paths = select(sorted(NOTEBOOKS.glob("[0-9]*.ipynb")), names)
