@@ -26,11 +26,13 @@ COLAB_STAMP  := $(COLAB_VENV)/.installed
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-cell-timeout=1800 \
                --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-.PHONY: help venv run test unit nbval colab notebooks bench lint clean
+.PHONY: help venv run test unit slow nbval colab notebooks bench lint clean
 
 help:
 	@echo "make run        execute every notebook at the profile that fits this machine (runs/<profile>/)"
-	@echo "make test       unit tests + nbval over every notebook (cpu profile) + make colab"
+	@echo "make test       make unit + make slow + nbval over every notebook (cpu profile) + make colab"
+	@echo "make unit       the unit tests that start no process and run no benchmark (about a minute)"
+	@echo "make slow       the tests that launch processes or run every benchmark at its smallest size"
 	@echo "make colab      unit tests + the gpu profile's code path on a tiny model, with Colab's versions"
 	@echo "make notebooks  rebuild notebooks/*.ipynb from notebooks/src with a fresh cpu run (NB=03 for one)"
 	@echo "make bench      every benchmark on this machine: benchmarks/results/*.md and summary.json (~15 min, 2 cores)"
@@ -48,10 +50,13 @@ venv: $(STAMP)
 run: venv
 	$(PY) -m notebooks.build run
 
-test: unit nbval colab
+test: unit slow nbval colab
 
 unit: venv
-	TUTORIAL_PROFILE=cpu $(PY) -m pytest tests -q -m "not smoke"
+	TUTORIAL_PROFILE=cpu $(PY) -m pytest tests -q -m "not smoke and not slow"
+
+slow: venv
+	TUTORIAL_PROFILE=cpu $(PY) -m pytest tests -q -m slow
 
 $(COLAB_STAMP): tests/colab-constraints.txt pyproject.toml
 	@test -x $(COLAB_VENV)/bin/python || $(COLAB_PYTHON) -m venv $(COLAB_VENV)

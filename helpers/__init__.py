@@ -1,4 +1,4 @@
-"""Code shared by the notebooks: each module has one job (see README, "Helpers")."""
+"""Code shared by the notebooks: each module has one job (see the README, section "Layout")."""
 
 import os
 

@@ -1,7 +1,8 @@
 """Batches: group reviews of similar length, pad each batch to its longest review, collate.
 
 Introduced in notebook 02; notebook 04 batches its training data with `training_batches`
-(a `LengthGroupedBatchSampler` and `pad_batch`), notebook 03 groups its blocks with the sampler.
+(a `LengthGroupedBatchSampler` and `pad_batch`); notebook 03's blocks all have one length, and it
+shuffles them with `random_batches`.
 """
 
 from __future__ import annotations

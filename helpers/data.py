@@ -18,6 +18,7 @@ import pandas as pd
 from datasets import Dataset, DatasetDict
 from sklearn.model_selection import train_test_split
 
+from helpers.files import atomic_path
 from helpers.profile import DATA_ENV, IMDB_HUB_ID, IMDB_HUB_REVISION, Profile, work_dir
 
 LABEL_NAMES = ("negative", "positive")  # label 0 and label 1
@@ -29,6 +30,7 @@ _READERS = {
     ".tsv": lambda path: pd.read_csv(path, sep="\t"),
     ".jsonl": lambda path: pd.read_json(path, lines=True),
 }
+_ACLIMDB_FOLDERS = ("train/pos", "train/neg", "test/pos", "test/neg")  # train/unsup is optional
 
 
 def clean_review(text: str) -> str:
@@ -38,35 +40,98 @@ def clean_review(text: str) -> str:
     return re.sub(r"[ \t]{2,}", " ", text).strip()
 
 
-def normalize_labels(frame: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Return `frame` with a `text` column and integer labels 0/1, or raise a clear ValueError."""
-    missing = [column for column in ("text", "label") if column not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"{source} has no {' or '.join(repr(m) for m in missing)} column "
-            f"(columns found: {', '.join(map(str, frame.columns))})."
-        )
-    words = frame["label"].astype(str).str.strip().str.lower()
+def _rows(mask: pd.Series) -> str:
+    """Return the first few data rows (1 = the first row after the header) where `mask` holds."""
+    rows = [str(i + 1) for i in mask.to_numpy().nonzero()[0][:5]]
+    return ", ".join(rows) + (" ..." if mask.sum() > 5 else "")
+
+
+def _labels(column: pd.Series, source: str) -> pd.Series:
+    """Return 0/1 labels from words (negative/positive, neg/pos) or the numbers 0 and 1 (also as 0.0/1.0)."""
+    if column.isna().any():
+        raise ValueError(f"{source} has reviews without a label (row {_rows(column.isna())}).")
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        values = sorted(set(column.tolist()))
+        if set(values) <= {0, 1}:
+            return column.astype(int)
+        hint = " (1 = negative, 2 = positive? subtract 1)" if values == [1, 2] else ""
+        raise ValueError(f"{source} has labels {', '.join(f'{v:g}' for v in values[:5])}: expected 0 and 1{hint}.")
+    words = column.astype(str).str.strip().str.lower().replace({"0.0": "0", "1.0": "1"})
     unknown = sorted(set(words) - set(_LABEL_WORDS))
     if unknown:
         shown = ", ".join(repr(u) for u in unknown[:5])
         raise ValueError(f"{source} has labels {shown}: expected 0/1 or negative/positive.")
-    return frame.assign(text=frame["text"].astype(str), label=words.map(_LABEL_WORDS).astype(int))
+    return words.map(_LABEL_WORDS).astype(int)
+
+
+def normalize_labels(frame: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Return `frame` with a `text` column of reviews and integer labels 0/1, or raise a clear ValueError."""
+    missing = [column for column in ("text", "label") if column not in frame.columns]
+    if missing:
+        found = ", ".join(repr(str(c)) for c in frame.columns)
+        hint = ""
+        if len(frame.columns) == 1 and "\t" in str(frame.columns[0]):
+            hint = ": the file is tab-separated; name it .tsv"
+        elif len(frame.columns) == 1 and "," in str(frame.columns[0]):
+            hint = ": the file is comma-separated; name it .csv"
+        wanted = " or ".join(repr(m) for m in missing)
+        raise ValueError(f"{source} has no {wanted} column (columns found: {found}){hint}.")
+    text = frame["text"]
+    if pd.api.types.is_numeric_dtype(text):
+        raise ValueError(f"{source}'s text column holds numbers, not reviews: are the text and label columns swapped?")
+    blank = text.isna() | (text.astype(str).str.strip() == "")
+    if blank.any():
+        raise ValueError(f"{source} has {int(blank.sum())} review(s) without text (row {_rows(blank)}): remove them.")
+    return frame.assign(text=text.astype(str), label=_labels(frame["label"], source))
 
 
 def read_aclimdb(folder: Path) -> pd.DataFrame:
     """Read an extracted aclImdb/ folder into text, label and split columns (unsup: label -1)."""
-    rows = []
+    absent = [name for name in _ACLIMDB_FOLDERS if not (folder / name).is_dir()]
+    if absent:
+        raise ValueError(f"{folder} has no {', '.join(absent)} folder(s): an extracted aclImdb/ holds train/ and "
+                         "test/, each with pos/ and neg/ (aclImdb_v1.tar.gz).")
+    rows, empty = [], []
     for split, label_dir, label in [
         ("train", "pos", 1), ("train", "neg", 0), ("test", "pos", 1), ("test", "neg", 0),
         ("unsupervised", "unsup", -1),
     ]:
         directory = folder / ("test" if split == "test" else "train") / label_dir
         for path in sorted(directory.glob("*.txt")):
-            rows.append((path.read_text(encoding="utf-8"), label, split))
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{path} is not UTF-8 text: the reviews of aclImdb_v1.tar.gz are.") from None
+            if text.strip():
+                rows.append((text, label, split))
+            else:
+                empty.append(path)
+    if empty:
+        raise ValueError(f"{len(empty)} review file(s) in {folder} are empty, for example {empty[0]}.")
     if not rows:
         raise ValueError(f"{folder} holds no train/pos, train/neg, test/pos or test/neg reviews.")
     return pd.DataFrame(rows, columns=["text", "label", "split"])
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """Read a review file with the reader its suffix names, turning the readers' errors into one sentence."""
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise ValueError(f"Cannot read {path.name}: use one of {', '.join(_READERS)} or an aclImdb/ folder.")
+    kind = path.suffix.lower().lstrip(".")
+    try:
+        return reader(path)
+    except UnicodeDecodeError:
+        raise ValueError(f"{path.name} is not UTF-8 text: save it with UTF-8 encoding.") from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(f"{path.name} is empty: it holds no reviews.") from None
+    except pd.errors.ParserError as error:
+        detail = str(error).strip().splitlines()[-1]
+        raise ValueError(f"{path.name} is not well-formed {kind.upper()} ({detail}): check its quoting, "
+                         "a text with the delimiter or a line break must be in double quotes.") from None
+    except (ValueError, OSError) as error:  # pyarrow's ArrowInvalid and pandas' JSON errors are ValueErrors
+        raise ValueError(f"{path.name} cannot be read as {kind} ({type(error).__name__}): is it really a "
+                         f".{kind} file?") from None
 
 
 def read_local_reviews(path: str | os.PathLike) -> pd.DataFrame:
@@ -76,12 +141,15 @@ def read_local_reviews(path: str | os.PathLike) -> pd.DataFrame:
         raise FileNotFoundError(f"No IMDB data at {path}: point {DATA_ENV} at an existing file.")
     if path.is_dir():
         return read_aclimdb(path)
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        raise ValueError(f"Cannot read {path.name}: use one of {', '.join(_READERS)} or an aclImdb/ folder.")
-    frame = normalize_labels(reader(path), source=path.name)
+    frame = _read_table(path)
     if frame.empty:
         raise ValueError(f"{path.name} holds no reviews.")
+    frame = normalize_labels(frame, source=path.name)
+    labelled = frame["label"] if "split" not in frame.columns else frame.loc[frame["split"] != "unsupervised", "label"]
+    if labelled.nunique() < 2:
+        name = LABEL_NAMES[int(labelled.iloc[0])] if len(labelled) else "nothing"
+        raise ValueError(f"All {len(labelled):,} labelled review(s) in {path.name} are {name}: "
+                         "a classifier needs reviews of both classes.")
     return frame
 
 
@@ -175,10 +243,8 @@ def hub_sample(profile: Profile) -> Path:
     parts = [balanced_sample(raw[split], size, profile.seed).to_pandas().assign(split=split)
              for split, size in HUB_SAMPLE_SIZES.items()]
     frame = pd.concat(parts, ignore_index=True)[["text", "label", "split"]]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.partial")  # launched processes may download together
-    frame.to_parquet(partial, index=False)
-    os.replace(partial, path)  # a crash never leaves half a file behind
+    with atomic_path(path) as partial:  # launched processes may download together: each has its own partial
+        frame.to_parquet(partial, index=False)
     print(f"Saved a {len(frame):,}-review sample of {IMDB_HUB_ID} to {path}")
     return path
 

@@ -129,9 +129,21 @@ def scaled(profile: Profile, factor: str | float | None) -> Profile:
 
 
 def work_dir(profile: Profile) -> Path:
-    """Return the folder for this profile's checkpoints and trained models: $TUTORIAL_WORKDIR or ~/.cache."""
-    root = os.environ.get(WORK_ENV) or Path.home() / ".cache" / "bert-imdb-tutorial"
-    return Path(root).expanduser() / profile.name
+    """Return (and create) the folder for this profile's checkpoints and models: $TUTORIAL_WORKDIR or ~/.cache."""
+    root = Path(os.environ.get(WORK_ENV) or Path.home() / ".cache" / "bert-imdb-tutorial").expanduser()
+    folder = root / profile.name
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"The work folder {root} is a file: set {WORK_ENV} to a folder (it is created "
+                                 "if missing).")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PermissionError(f"Cannot create the work folder {folder} ({error.strerror}): set {WORK_ENV} to a "
+                              "folder you can write to.") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"The work folder {folder} is not writable: set {WORK_ENV} to a folder you can "
+                              "write to.")
+    return folder
 
 
 def describe(profile: Profile) -> str:

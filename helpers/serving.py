@@ -24,6 +24,7 @@ from helpers.classification import BertForReviewClassification, check_reviews, c
 from helpers.measure import median_seconds
 from helpers.models import check_model_folder, classifier_dir
 from helpers.profile import get_profile
+from helpers.session import quiet_libraries
 
 INT8_MAX_ACCURACY_DROP = 0.02  # int8 may cost at most 2 points of held-out accuracy (measured: 0.5-0.8)
 
@@ -97,11 +98,12 @@ def main(argv: list[str] | None = None, stdin=None) -> int:
     parser.add_argument("--max-length", type=int, default=None, help="tokens per review (default: the profile's)")
     args = parser.parse_args(argv)
     stdin = sys.stdin if stdin is None else stdin
+    quiet_libraries(offline=True)  # no progress bars on stderr; the classifier is a local folder
     try:
         texts = check_reviews(args.reviews or read_reviews(stdin))
         model, tokenizer = load_classifier(args.model or classifier_dir(get_profile()))
         longest = model.config.max_position_embeddings
-        max_length = args.max_length or min(get_profile().max_length, longest)
+        max_length = min(get_profile().max_length, longest) if args.max_length is None else args.max_length
         if not 3 <= max_length <= longest:
             raise ValueError(f"--max-length {max_length}: give 3 to {longest} tokens ([CLS], [SEP] and at least one).")
     except (ValueError, FileNotFoundError) as error:

@@ -54,9 +54,16 @@ class TrainConfig:
     precision: str = "fp32"  # "fp32", "bf16" (autocast) or "fp16" (autocast + loss scaling)
     accumulation: int = 1  # micro-batches per step; doubled automatically on out-of-memory
     seed: int = 0
-    log_every: int = 10  # steps between history entries
+    log_every: int = 10  # steps between history entries (and at every evaluation, and the last step)
     checkpoint_every: int = 0  # steps between checkpoints (0: never)
     eval_every: int = 0  # steps between calls of `evaluate` (0: only at the end)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or self.log_every < 1 or self.accumulation < 1:
+            raise ValueError(f"TrainConfig needs steps, log_every and accumulation of at least 1 "
+                             f"(got {self.steps}, {self.log_every}, {self.accumulation}).")
+        if self.checkpoint_every < 0 or self.eval_every < 0:
+            raise ValueError("checkpoint_every and eval_every are step counts: 0 (never) or more.")
 
 
 def warmup_then_decay(step: int, warmup_steps: int, total_steps: int) -> float:
@@ -357,7 +364,9 @@ class Trainer:
             seen += len(next(iter(batch.values())))
             tokens += count_tokens(batch)
             done = self.step == config.steps
-            if self.step % config.log_every == 0 or done:
+            evaluating_now = evaluate is not None and (
+                done or (config.eval_every > 0 and self.step % config.eval_every == 0))
+            if self.step % config.log_every == 0 or done or evaluating_now:
                 seconds = time.perf_counter() - started - evaluating
                 entry = {
                     "step": self.step,
@@ -368,7 +377,7 @@ class Trainer:
                     "samples_per_second": seen / seconds,
                     "tokens_per_second": tokens / seconds if tokens else None,
                 }
-                if evaluate is not None and (done or (config.eval_every and self.step % config.eval_every == 0)):
+                if evaluating_now:
                     self.model.eval()
                     before = time.perf_counter()
                     entry.update(evaluate(self.accelerator.unwrap_model(self.model)))

@@ -102,3 +102,19 @@ def tiny_model() -> BertForMaskedLM:
     config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=32)
     return BertForMaskedLM(config)
+
+
+@pytest.fixture(scope="session")
+def classifier_folder(tmp_path_factory) -> Path:
+    """A small untrained classifier (64 positions), real MiniLM tokenizer, saved as notebook 04 saves its own."""
+    from transformers import AutoTokenizer
+
+    from helpers.classification import BertForReviewClassification
+    from helpers.models import minilm_path, save_atomically
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30_522, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=128, max_position_embeddings=64, num_labels=2)
+    folder = tmp_path_factory.mktemp("served") / "classifier"
+    save_atomically(BertForReviewClassification(config).eval(), AutoTokenizer.from_pretrained(minilm_path()), folder)
+    return folder

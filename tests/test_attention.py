@@ -41,6 +41,15 @@ def test_padded_keys_get_exactly_zero_weight():
     assert torch.count_nonzero(weights[1, :, :, 4:]) == 0
 
 
+def test_a_fully_blocked_query_gets_zero_as_in_sdpa_where_the_three_lines_give_nan():
+    q, k, v = random_qkv()
+    mask = padding_mask(torch.tensor([7, 0]), 7)  # the second sequence has no real token at all
+    ours, weights = attention(q, k, v, mask)
+    assert torch.isnan(NOTEBOOK["attention"](q, k, v, mask)[0][1]).all(), "the notebook's version, as it says"
+    assert torch.count_nonzero(weights[1]) == 0 and torch.count_nonzero(ours[1]) == 0
+    torch.testing.assert_close(ours, F.scaled_dot_product_attention(q, k, v, attn_mask=mask), rtol=0, atol=1e-6)
+
+
 def test_multi_head_attention_equals_the_notebook_and_torch():
     torch.manual_seed(0)
     ours = MultiHeadAttention(d_model=32, n_heads=4)

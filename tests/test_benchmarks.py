@@ -17,6 +17,7 @@ def smallest(tmp_path_factory):
     return main(["--size", "smallest", "--out", str(out)]), out
 
 
+@pytest.mark.slow  # every benchmark at its smallest size: minutes
 def test_every_benchmark_writes_a_table_and_the_summary_merges_them(smallest):
     summary, out = smallest
     for name in BENCHMARKS:
@@ -24,31 +25,36 @@ def test_every_benchmark_writes_a_table_and_the_summary_merges_them(smallest):
         assert text.startswith("# ") and "|---|" in text
     assert json.loads((out / "summary.json").read_text()) == summary
     assert (out / "attention.png").stat().st_size > 0
-    for key, goal in summary["goals"].items():
-        assert key in summary["results"] and goal["met"] in (True, False)
+    for key, goal in summary["goals"].items():  # the verdict is the value read against the stated bound
+        bound = float(goal["goal"].split()[1])
+        assert goal["value"] == summary["results"][key]
+        assert goal["met"] == (goal["value"] >= bound if goal["goal"].startswith(">=") else goal["value"] <= bound)
 
 
+@pytest.mark.slow  # every benchmark at its smallest size: minutes
 def test_attention_memory_grows_with_the_score_matrix_only_when_written_out(smallest):
     per_length = smallest[0]["results"]["sdpa_vs_naive_attention"]
     assert set(per_length) == {"64", "128"}
     assert per_length["128"]["memory_ratio"] > per_length["64"]["memory_ratio"] > 1
 
 
+@pytest.mark.slow  # every benchmark at its smallest size: minutes
 def test_tokenizers_agree_and_grouping_pads_least(smallest):
     results = smallest[0]["results"]
-    assert results["wordpiece_match_rate"] == 1.0 and results["fast_vs_scratch_tokenizer_speedup"] > 0
+    assert results["wordpiece_match_rate"] == 1.0
     efficiency = results["padding_efficiency_128"]
-    assert efficiency["pad to max"] <= efficiency["dynamic padding"] <= efficiency["length-grouped"] <= 1
+    assert efficiency["pad to max"] < efficiency["dynamic padding"] <= efficiency["length-grouped"] <= 1
     assert results["grouped_padding_efficiency_128"] == efficiency["length-grouped"]
-    assert all(v > 0 for v in results["train_samples_per_second"].values())
 
 
+@pytest.mark.slow  # every benchmark at its smallest size: minutes
 def test_serving_and_cost_figures_are_consistent(smallest):
     results = smallest[0]["results"]
-    assert 0 <= results["accuracy_int8"] <= 1 and 0 <= results["accuracy_fp32"] <= 1
+    for name in ("accuracy_int8", "accuracy_fp32"):  # a share of the 32 held-out reviews scored
+        assert results[name] * 32 == pytest.approx(round(results[name] * 32))
     assert results["int8_accuracy_drop"] == pytest.approx((results["accuracy_fp32"] - results["accuracy_int8"]) * 100,
                                                           abs=0.01)
-    assert results["int8_vs_fp32_cpu_inference_speedup"] > 0 and results["mlm_masked_only_step_speedup"] > 0
+    assert smallest[0]["goals"]["int8_accuracy_drop"]["goal"] == "<= 2", "the threshold of helpers.serving"
     minutes, t4_range = results["gpu_recipe_minutes_assumed"], results["gpu_recipe_t4_minutes_published_range"]
     assert minutes["T4"] == pytest.approx(results["gpu_recipe_pflop"] * 1e15 / 12e12 / 60, rel=0.02), "12 TFLOP/s"
     assert t4_range[0] < minutes["T4"] < t4_range[1], "12 TFLOP/s lies inside the published 9-15"

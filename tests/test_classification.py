@@ -48,6 +48,23 @@ def test_mean_pooling_ignores_padding():
     assert model.bert.pooler is None  # nothing DDP would find without a gradient
 
 
+def test_forward_passes_berts_options_on_and_rejects_unknown_arguments():
+    model = tiny_classifier().eval()
+    batch = pad_batch([[101, 2204, 3185, 102], [101, 2204, 102]], pad_id=0)
+    plain = model(**batch)
+    typed = model(**batch, token_type_ids=torch.ones_like(batch["input_ids"]))
+    assert not torch.allclose(plain.logits, typed.logits), "token_type_ids reach the embeddings"
+    model.set_attn_implementation("eager")  # SDPA computes no weights to return
+    both = model(**batch, output_attentions=True, output_hidden_states=True)
+    assert len(both.attentions) == 2 and both.attentions[0].shape == (2, 2, 4, 4)
+    assert len(both.hidden_states) == 3 and plain.attentions is None
+    torch.testing.assert_close(model(input_ids=batch["input_ids"][:1]).logits, plain.logits[:1])  # mask optional
+    with pytest.raises(TypeError, match="pixel_values"):
+        model(**batch, pixel_values=torch.zeros(1))
+    with pytest.raises(ValueError, match="always returns a SequenceClassifierOutput"):
+        model(**batch, return_dict=False)
+
+
 def test_encode_keeps_head_and_tail_within_max_length(tokenizer):
     text = "first " + "middle " * 100 + "last"
     (ids,) = encode(tokenizer, [text], max_length=16)

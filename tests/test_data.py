@@ -67,6 +67,7 @@ def test_missing_file(tmp_path):
         read_local_reviews(tmp_path / "nowhere.parquet")
 
 
+@pytest.mark.slow
 def test_no_data_variable_and_no_network_in_the_cpu_profile(tmp_path):
     code = "from helpers.data import load_reviews; from helpers.profile import PROFILES; load_reviews(PROFILES['cpu'])"
     result = run_offline(code, TUTORIAL_WORKDIR=str(tmp_path))
@@ -123,7 +124,7 @@ def test_missing_column(tmp_path, reviews_frame, column):
 
 def test_unknown_labels(tmp_path, reviews_frame):
     path = write(reviews_frame.assign(label=[3, 4] * 10), tmp_path / "stars.csv")
-    with pytest.raises(ValueError, match=r"stars.csv has labels '3', '4': expected 0/1 or negative/positive"):
+    with pytest.raises(ValueError, match=r"stars.csv has labels 3, 4: expected 0 and 1"):
         read_local_reviews(path)
 
 
@@ -146,13 +147,16 @@ def test_too_few_reviews_to_split(clean_env, tmp_path, reviews_frame):
 
 
 def test_empty_split_in_an_aclimdb_folder(clean_env, tmp_path):
-    (tmp_path / "train" / "pos").mkdir(parents=True)
+    for folder in ("train/pos", "train/neg", "test/pos", "test/neg"):
+        (tmp_path / folder).mkdir(parents=True)
     (tmp_path / "train" / "pos" / "1_9.txt").write_text("Fine.")
+    (tmp_path / "train" / "neg" / "2_1.txt").write_text("Dull.")
     clean_env.setenv("TUTORIAL_DATA", str(tmp_path))
     with pytest.raises(ValueError, match="The 'test' split is empty"):
         load_reviews(CPU)
 
 
+@pytest.mark.slow
 def test_hub_unreachable_in_the_gpu_profile():
     code = "from helpers.data import load_reviews; from helpers.profile import PROFILES; load_reviews(PROFILES['gpu'])"
     result = run_offline(code)

@@ -106,6 +106,7 @@ def test_the_launch_command_carries_every_setting(tmp_path, monkeypatch):
     assert received == [(run, tmp_path / "out.pt")], "the script must rebuild exactly the run it was given"
 
 
+@pytest.mark.slow
 def test_two_launched_processes_match_one_even_on_colab(tmp_path, sample_path, monkeypatch):
     # On Colab with one GPU, notebook_launcher would run the function once in the kernel; a launch
     # in fresh processes does not care where the kernel runs.

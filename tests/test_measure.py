@@ -1,6 +1,9 @@
+import time
+
+import pytest
 import torch
 
-from helpers.measure import median_seconds, peak_tensor_bytes
+from helpers.measure import alternating_medians, median_seconds, peak_tensor_bytes, peak_tflops
 
 
 def test_peak_counts_live_tensors_not_the_sum_of_all_allocations():
@@ -24,7 +27,28 @@ def test_views_and_inputs_are_not_counted():
     assert peak_tensor_bytes(lambda: x.t()[:10].unsqueeze(0)) == 0
 
 
-def test_median_seconds_is_positive_and_calls_the_function_warmup_plus_repeats_times():
+def test_median_seconds_measures_the_call_and_runs_warmup_plus_repeats_times():
     calls = []
-    seconds = median_seconds(lambda: calls.append(1), repeats=3, warmup=2)
-    assert seconds >= 0 and len(calls) == 5
+
+    def sleepy():
+        calls.append(1)
+        time.sleep(0.05)
+
+    seconds = median_seconds(sleepy, repeats=3, warmup=2)
+    assert 0.05 <= seconds < 0.5 and len(calls) == 5
+
+
+def test_candidates_take_turns_and_the_warmup_round_is_dropped():
+    order = []
+    slow_first = iter([0.3, 0.01, 0.01, 0.01])  # the warm-up round is slow, as a cold cache is
+    medians = alternating_medians({"a": lambda: order.append("a") or time.sleep(next(slow_first)),
+                                   "b": lambda: order.append("b")}, repeats=3)
+    assert order == ["a", "b"] * 4 and medians["a"] < 0.1
+
+
+@pytest.mark.parametrize(("name", "peak"), [
+    ("Tesla T4", 65.0), ("NVIDIA L4", 121.0), ("NVIDIA L40S", 362.0), ("NVIDIA A100-SXM4-80GB", 312.0),
+    ("NVIDIA H100 80GB HBM3", 989.0), ("NVIDIA A10G", 125.0), ("NVIDIA GeForce RTX 4090", None),
+])
+def test_peak_tflops_matches_whole_card_names(name, peak):
+    assert peak_tflops(name) == peak

@@ -45,6 +45,7 @@ def test_missing_model_folder(clean_env, tmp_path):
         load_pretrained(BertModel, CPU)
 
 
+@pytest.mark.slow
 def test_hub_unreachable_in_the_gpu_profile():
     code = ("from transformers import BertModel; from helpers.models import load_pretrained; "
             "from helpers.profile import PROFILES; load_pretrained(BertModel, PROFILES['gpu'])")

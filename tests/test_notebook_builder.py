@@ -1,5 +1,7 @@
 """The notebook builder: percent-format parsing, atomic replacement, the SUMMARY line."""
 
+import ast
+import os
 import subprocess
 import sys
 import types
@@ -79,7 +81,36 @@ def test_a_failing_source_leaves_the_committed_notebook_unchanged(tmp_path, monk
     with pytest.raises(SystemExit, match="09_broken.py failed; 09_broken.ipynb was left unchanged"):
         builder.build(["09"])
     assert (tmp_path / "09_broken.ipynb").read_text() == "committed"
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_build_leaves_the_work_folder_setting_as_it_found_it(tmp_path, monkeypatch):
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "09_fine.py").write_text("# %% [markdown]\n# Title\n\n# %%\nx = 1\n")
+    monkeypatch.setattr(builder, "SOURCES", tmp_path / "src")
+    monkeypatch.setattr(builder, "NOTEBOOKS", tmp_path)
+    monkeypatch.setattr(builder, "ROOT", tmp_path)
+    monkeypatch.setattr(builder, "repository_url", lambda: "https://github.com/example/example")
+    used = []
+    monkeypatch.setattr(builder, "execute", lambda notebook, name: used.append(os.environ["TUTORIAL_WORKDIR"]) or 0.0)
+    monkeypatch.setenv("TUTORIAL_WORKDIR", str(tmp_path / "mine"))
+    builder.build(["09"])
+    assert os.environ["TUTORIAL_WORKDIR"] == str(tmp_path / "mine") and used[0] != str(tmp_path / "mine")
+    assert not os.path.exists(used[0]), "the build's own fresh work folder is deleted"
+    monkeypatch.delenv("TUTORIAL_WORKDIR")
+    builder.build(["09"])
+    assert "TUTORIAL_WORKDIR" not in os.environ and (tmp_path / "09_fine.ipynb").exists()
+
+
+def test_the_runtime_package_does_not_import_the_build_tools():
+    """Colab readers pip-install helpers/; nbclient and nbformat are build tools, not dependencies."""
+    for module in sorted((builder.ROOT / "helpers").glob("*.py")):
+        tree = ast.parse(module.read_text())
+        imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
+                    for alias in node.names}
+        imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                     if isinstance(node, ast.ImportFrom) and node.module}
+        assert not imported & {"nbclient", "nbformat", "nbval", "notebooks"}, module.name
 
 
 def test_building_a_notebook_also_builds_the_ones_it_reads_from():

@@ -86,19 +86,15 @@ def committed_summary(stem: str) -> dict:
     return json.loads(last.removeprefix("SUMMARY "))
 
 
-def test_committed_mlm_run_meets_its_goal():
-    summary = committed_summary("03_mlm_finetuning")
-    assert summary["perplexity_after"] * 100 <= summary["perplexity_before"]
-    assert summary["masked_only_step_speedup"] > 1 and summary["seconds"] < 8 * 60
+def committed_text(stem: str) -> str:
+    notebook = nbformat.read(ROOT / "notebooks" / f"{stem}.ipynb", as_version=4)
+    return "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
 
 
-def test_committed_classifier_beats_the_baseline_and_used_notebook_03s_encoder():
+def test_the_committed_runs_were_built_together_as_make_notebooks_builds_them():
+    """What no notebook can assert about itself: 04 ran after 03 and scored the whole test split, and
+    05 served 04's classifier rather than its stand-in. (Each notebook asserts its own claims.)"""
     summary = committed_summary("04_imdb_classification")
-    assert summary["accuracy"] > summary["baseline_accuracy"] and summary["test_size"] == 1000
     assert summary["adapted_encoder_accuracy"] is not None, "build 04 together with 03 (make notebooks NB=04 does)"
-
-
-def test_committed_data_parallel_run_matches_one_process_and_int8_keeps_accuracy():
-    summary = committed_summary("05_scaling_and_serving")
-    assert summary["processes"] == 2 and summary["max_abs_param_diff_vs_single"] <= 1e-4
-    assert abs(summary["accuracy_fp32"] - summary["accuracy_int8"]) <= 0.02 and summary["seconds"] < 5 * 60
+    assert summary["test_size"] == 1000, "all 1,000 held-out reviews of the cpu profile"
+    assert "training a short stand-in" not in committed_text("05_scaling_and_serving"), "build 05 after 04"

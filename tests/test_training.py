@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import gc
+import time
 import weakref
 from collections.abc import Callable
 
 import pytest
 import torch
+from accelerate import Accelerator
 from conftest import StubTokenizer, notebook_definitions, tiny_model
 from torch.utils.data import DataLoader
-from transformers import DataCollatorForLanguageModeling
+from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
 
+from helpers.device import PRECISIONS
 from helpers.mlm import masked_only_loss
-from helpers.training import CHECKPOINT, PRECISIONS, TrainConfig, Trainer, split_batch, warmup_then_decay
+from helpers.training import CHECKPOINT, TrainConfig, Trainer, data_fingerprint, split_batch, warmup_then_decay
 
 
 def loader_for(epoch: int) -> DataLoader:
@@ -67,6 +70,10 @@ def test_resumed_run_reaches_the_same_parameters_as_an_unbroken_one(tmp_path, ca
     resumed_history = resumed.fit(loader_for)
     assert [h["step"] for h in resumed_history] == list(range(1, 10))
     assert [h["loss"] for h in resumed_history] == pytest.approx([h["loss"] for h in history], rel=1e-6)
+    for key in ("step", "epoch", "learning_rate"):  # the entries before the break are kept, not recomputed
+        assert [h[key] for h in resumed_history] == [h[key] for h in history], key
+    seconds = [h["seconds"] for h in resumed_history]
+    assert seconds == sorted(seconds), "training time carries on from the checkpoint instead of restarting at 0"
     reference = parameters(unbroken)
     for name, value in parameters(resumed).items():
         torch.testing.assert_close(value, reference[name], rtol=0, atol=0, msg=name)
@@ -81,14 +88,133 @@ def stop_at(step: int) -> Callable[[list[dict]], None]:
     return stop
 
 
-def test_a_checkpoint_of_other_settings_is_ignored(tmp_path, capsys):
+def interrupted_run(tmp_path, identity: dict | None = None) -> None:
+    """Train to step 3 with checkpoints every 2 steps, then stop as a disconnect would."""
     with pytest.raises(Interrupt):
-        Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path).fit(loader_for, on_log=stop_at(3))
+        Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path,
+                identity=identity).fit(loader_for, on_log=stop_at(3))
     assert (tmp_path / CHECKPOINT).exists()
+
+
+def test_a_checkpoint_of_other_settings_is_ignored(tmp_path, capsys):
+    interrupted_run(tmp_path)
     other = TrainConfig(**{**CONFIG.__dict__, "learning_rate": 5e-4})
     trainer = Trainer(tiny_model(), masked_only_loss, other, checkpoint_dir=tmp_path)
     assert not trainer.load_checkpoint() and trainer.step == 0
-    assert "other settings" in capsys.readouterr().out
+    assert "other settings (config)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("change", ["data", "max_length", "model"])
+def test_a_checkpoint_of_other_data_tokens_or_model_is_not_resumed(tmp_path, capsys, change):
+    """The README says: shorten max_length and re-run. The old run's checkpoint must not stand in."""
+    identity = {"data": data_fingerprint([[1, 2, 3]], [0]), "max_length": 512}
+    interrupted_run(tmp_path, identity)
+    assert Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path, identity=identity).load_checkpoint()
+    model = tiny_model()
+    if change == "data":
+        identity = {**identity, "data": data_fingerprint([[1, 2, 4]], [0])}
+    elif change == "max_length":
+        identity = {**identity, "max_length": 256}
+    else:  # another starting model: a wider configuration
+        torch.manual_seed(0)
+        model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=48, num_hidden_layers=2, num_attention_heads=2,
+                                           intermediate_size=64, max_position_embeddings=32))
+    trainer = Trainer(model, masked_only_loss, CONFIG, checkpoint_dir=tmp_path, identity=identity)
+    assert not trainer.load_checkpoint() and trainer.step == 0
+    assert f"other settings ({change})" in capsys.readouterr().out
+
+
+def test_a_damaged_or_foreign_checkpoint_is_ignored_with_a_sentence(tmp_path, capsys):
+    interrupted_run(tmp_path)
+    path = tmp_path / CHECKPOINT
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a disk that filled up mid-copy
+    assert not Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path).load_checkpoint()
+    assert "cannot be read" in capsys.readouterr().out
+    torch.save({"fingerprint": Interrupt()}, path)  # an arbitrary pickled object: weights_only refuses to run it
+    assert not Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path).load_checkpoint()
+    assert "cannot be read" in capsys.readouterr().out
+
+
+def test_a_run_killed_while_writing_leaves_the_last_checkpoint_whole(tmp_path, monkeypatch):
+    interrupted_run(tmp_path)
+    before = (tmp_path / CHECKPOINT).read_bytes()
+
+    def dies_half_way(obj, path):
+        with open(path, "wb") as handle:
+            handle.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # Ctrl-C, or the runtime going away, in the middle of torch.save
+
+    trainer = Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
+    monkeypatch.setattr(torch, "save", dies_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save_checkpoint()
+    monkeypatch.undo()
+    assert (tmp_path / CHECKPOINT).read_bytes() == before and sorted(tmp_path.iterdir()) == [tmp_path / CHECKPOINT]
+    (tmp_path / f"{CHECKPOINT}.999.partial").write_bytes(b"left by a process killed with SIGKILL")
+    resumed = Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
+    resumed.fit(loader_for)
+    assert resumed.step == CONFIG.steps and not list(tmp_path.iterdir()), "the finished run cleans up both"
+
+
+def test_evaluation_runs_every_eval_every_steps_and_at_the_end_outside_the_training_time():
+    calls = []
+
+    def evaluate(model):
+        calls.append(model.training)
+        time.sleep(1.0)
+        return {"score": len(calls)}
+
+    config = TrainConfig(steps=7, learning_rate=1e-3, log_every=2, eval_every=3, seed=0)
+    history = Trainer(tiny_model(), masked_only_loss, config).fit(loader_for, evaluate=evaluate)
+    assert [h["step"] for h in history] == [2, 3, 4, 6, 7], "logged every 2 steps, and at each evaluation"
+    assert [h.get("score") for h in history] == [None, 1, None, 2, 3] and calls == [False] * 3
+    unevaluated = Trainer(tiny_model(), masked_only_loss, config).fit(loader_for)
+    assert history[-1]["seconds"] < unevaluated[-1]["seconds"] + 1.5, "3 s of evaluation are not training time"
+
+
+def test_any_batch_keys_train_and_only_token_batches_report_tokens():
+    model = torch.nn.Linear(3, 1)
+    rows = torch.randn(32, 3)
+    batches = [{"x": rows[i:i + 8], "y": rows[i:i + 8].sum(1, keepdim=True)} for i in range(0, 32, 8)]
+
+    def loss_fn(model, batch):
+        return torch.nn.functional.mse_loss(model(batch["x"]), batch["y"])
+
+    config = TrainConfig(steps=8, learning_rate=0.1, log_every=4, warmup_fraction=0.1)
+    history = Trainer(model, loss_fn, config).fit(lambda epoch: batches)
+    assert history[-1]["loss"] < history[0]["loss"] and history[-1]["tokens_per_second"] is None
+    assert history[-1]["samples_per_second"] > 0
+
+
+def test_bf16_autocast_on_a_cpu_in_training_and_in_prediction():
+    from helpers.batching import pad_batch
+    from helpers.classification import BertForReviewClassification, predict_probabilities
+
+    seen = []
+
+    def recording_loss(model, batch):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return masked_only_loss(model, batch)
+
+    config = TrainConfig(steps=1, learning_rate=1e-3, precision="bf16")
+    Trainer(tiny_model(), recording_loss, config, accelerator=Accelerator(cpu=True)).fit(loader_for)
+    assert seen == [(True, torch.bfloat16)]
+
+    torch.manual_seed(0)
+    classifier = BertForReviewClassification(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1,
+                                                        num_attention_heads=2, intermediate_size=64, num_labels=2))
+    dtypes = []
+    classifier.classifier.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    predict_probabilities(classifier, [[1, 5, 6, 2]], pad_id=0, precision="bf16")
+    predict_probabilities(classifier, [[1, 5, 6, 2]], pad_id=0, precision="fp32")
+    assert dtypes == [torch.bfloat16, torch.float32]
+    assert pad_batch([[1, 5]], 0)["input_ids"].dtype == torch.long
+
+
+def test_impossible_settings_are_refused_when_the_config_is_made():
+    for bad in ({"steps": 0}, {"log_every": 0}, {"accumulation": 0}, {"eval_every": -1}):
+        with pytest.raises(ValueError, match="TrainConfig needs|step counts"):
+            TrainConfig(**{"steps": 5, "learning_rate": 1e-3, **bad})
 
 
 def test_out_of_memory_halves_the_micro_batch_and_gives_the_same_step(capsys):

@@ -1,0 +1,226 @@
+"""Bad input as a hostile user would give it: each case ends in one clear sentence, and nothing is lost.
+
+The data files, the profile and work-folder settings, model folders and the command-line
+classifier. (Checkpoints that are damaged, of other settings or half-written: tests/test_training.py.)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from helpers.data import load_reviews, read_local_reviews
+from helpers.models import load_pretrained, minilm_path, save_atomically
+from helpers.profile import PROFILES, get_profile, work_dir
+from helpers.serving import load_classifier, main
+
+CPU = PROFILES["cpu"]
+GOOD = pd.DataFrame({"text": [f"Review {i}: {'great' if i % 2 else 'awful'}." for i in range(20)],
+                     "label": [i % 2 for i in range(20)]})
+
+
+# --- data files --------------------------------------------------------------------------------
+def csv_text(frame: pd.DataFrame, **options) -> str:
+    return frame.to_csv(index=False, **options)
+
+
+BAD_FILES = {  # file name -> (contents, the sentence it must give)
+    "quoting.csv": ('text,label\n"An unclosed quote, 1\nFine film.,0\n', r"quoting.csv is not well-formed CSV .*quot"),
+    "tabs.csv": (csv_text(GOOD, sep="\t"), r"tabs.csv has no 'text' or 'label' column .* tab-separated; name it .tsv"),
+    "commas.tsv": (csv_text(GOOD), r"commas.tsv has no .* comma-separated; name it .csv"),
+    "latin1.csv": ("text,label\nCaf\xe9 society, a gem.,1\n".encode("latin-1"), r"latin1.csv is not UTF-8 text"),
+    "blank.csv": (csv_text(GOOD.assign(text=["", *GOOD["text"][1:]])), r"blank.csv has 1 review\(s\) without text"
+                                                                        r" \(row 1\)"),
+    "spaces.csv": (csv_text(GOOD.assign(text=[*GOOD["text"][:4], "   ", *GOOD["text"][5:]])),
+                   r"spaces.csv has 1 review\(s\) without text \(row 5\)"),
+    "numbers.csv": (csv_text(GOOD.assign(text=range(20))), r"numbers.csv's text column holds numbers, not reviews: "
+                                                           r"are the text and label columns swapped"),
+    "one_two.csv": (csv_text(GOOD.assign(label=[1, 2] * 10)), r"labels 1, 2: expected 0 and 1 \(1 = negative, "
+                                                             r"2 = positive\? subtract 1\)"),
+    "no_label.csv": (csv_text(GOOD.assign(label=[None, *GOOD["label"][1:]])),
+                     r"no_label.csv has reviews without a label \(row 1\)"),
+    "one_class.csv": (csv_text(GOOD.assign(label=1)), r"All 20 labelled review\(s\) in one_class.csv are positive: "
+                                                     r"a classifier needs reviews of both classes"),
+    "one_row.csv": (csv_text(GOOD.head(1)), r"All 1 labelled review\(s\) in one_row.csv are negative"),
+    "zero_bytes.csv": ("", r"zero_bytes.csv is empty: it holds no reviews"),
+    "not_parquet.parquet": ("text,label\nFine.,1\n", r"not_parquet.parquet cannot be read as parquet .*really a "
+                                                     r".parquet file"),
+    "broken.jsonl": ('{"text": "Fine.", "label": 1}\n{"text": "Bad\n', r"broken.jsonl cannot be read as jsonl"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_a_bad_review_file_gives_one_sentence(tmp_path, name):
+    contents, message = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_bytes(contents if isinstance(contents, bytes) else contents.encode())
+    with pytest.raises(ValueError, match=message):
+        read_local_reviews(path)
+
+
+@pytest.mark.parametrize(("labels", "expected"), [
+    (["1", "0"] * 10, [1, 0] * 10),  # strings, as a spreadsheet exports them
+    ([1.0, 0.0] * 10, [1, 0] * 10),  # floats, as pandas reads a column with a gap filled in
+    (["1.0", "0.0"] * 10, [1, 0] * 10),
+    ([" Positive", "NEG "] * 10, [1, 0] * 10),
+])
+def test_labels_in_every_usual_spelling_are_read(tmp_path, labels, expected):
+    path = tmp_path / "spelled.csv"
+    path.write_text(csv_text(GOOD.assign(label=labels)))
+    assert read_local_reviews(path)["label"].tolist() == expected
+
+
+def test_a_path_with_spaces_and_non_ascii_letters_loads(clean_env, tmp_path):
+    folder = tmp_path / "mes critiques de films" / "été 2026"
+    folder.mkdir(parents=True)
+    GOOD.to_parquet(folder / "revues é.parquet")
+    clean_env.setenv("TUTORIAL_DATA", str(folder / "revues é.parquet"))
+    assert load_reviews(CPU)["train"].num_rows == 16
+
+
+def acl_folder(root, files: dict[str, str]):
+    for relative, text in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    return root
+
+
+def test_an_aclimdb_folder_without_neg_names_what_is_missing(tmp_path):
+    root = acl_folder(tmp_path / "aclImdb", {"train/pos/0_9.txt": "Great.", "test/pos/0_8.txt": "Fine.",
+                                             "test/neg/1_2.txt": "Bad."})
+    with pytest.raises(ValueError, match=r"aclImdb has no train/neg folder\(s\): an extracted aclImdb/ holds"):
+        read_local_reviews(root)
+
+
+def test_an_aclimdb_folder_with_empty_files_names_one(tmp_path):
+    root = acl_folder(tmp_path / "aclImdb", {"train/pos/0_9.txt": "Great.", "train/neg/1_1.txt": "",
+                                             "test/pos/0_8.txt": "Fine.", "test/neg/1_2.txt": "Bad."})
+    with pytest.raises(ValueError, match=r"1 review file\(s\) in .*aclImdb are empty, for example .*1_1.txt"):
+        read_local_reviews(root)
+
+
+def test_an_aclimdb_review_that_is_not_utf8_is_named(tmp_path):
+    root = acl_folder(tmp_path / "aclImdb", {"train/pos/0_9.txt": "Great.", "train/neg/1_1.txt": "Bad.",
+                                             "test/pos/0_8.txt": "Fine.", "test/neg/1_2.txt": "Bad."})
+    (root / "train/neg/1_1.txt").write_bytes("Caf\xe9".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"1_1.txt is not UTF-8 text"):
+        read_local_reviews(root)
+
+
+# --- profile and work folder -------------------------------------------------------------------
+@pytest.mark.parametrize("spelling", [" CPU", "Cpu\n", "\tcpu "])
+def test_a_profile_name_in_odd_case_or_with_spaces_is_understood(clean_env, spelling):
+    clean_env.setenv("TUTORIAL_PROFILE", spelling)
+    assert get_profile().name == "cpu"
+
+
+def test_an_unknown_profile_name_lists_the_valid_ones(clean_env):
+    with pytest.raises(ValueError, match=r"Unknown profile 'c p u': choose one of cpu, gpu"):
+        get_profile("c p u")
+
+
+def test_a_work_folder_that_is_a_file_says_so(clean_env, tmp_path):
+    (tmp_path / "work").write_text("not a folder")
+    clean_env.setenv("TUTORIAL_WORKDIR", str(tmp_path / "work"))
+    with pytest.raises(NotADirectoryError, match=r"The work folder .*work is a file: set TUTORIAL_WORKDIR"):
+        work_dir(CPU)
+
+
+@pytest.mark.parametrize("where", ["/sys/tutorial-work", "under-a-file/work"])
+def test_a_work_folder_that_cannot_be_created_says_so(clean_env, tmp_path, where):
+    (tmp_path / "under-a-file").write_text("a file")
+    clean_env.setenv("TUTORIAL_WORKDIR", where if where.startswith("/") else str(tmp_path / where))
+    with pytest.raises(PermissionError, match=r"Cannot create the work folder .* set TUTORIAL_WORKDIR to a folder "
+                                              r"you can write to"):
+        work_dir(CPU)
+
+
+# --- model folders -----------------------------------------------------------------------------
+def test_a_model_folder_without_config_says_so(clean_env, tmp_path):
+    (tmp_path / "model.safetensors").write_bytes(b"weights")
+    clean_env.setenv("TUTORIAL_MODEL", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"has no config.json: it is not a folder saved with save_pretrained"):
+        load_pretrained(BertModel, CPU)
+
+
+def test_a_model_folder_of_another_architecture_says_so(clean_env, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
+    clean_env.setenv("TUTORIAL_MODEL", str(tmp_path))
+    with pytest.raises(ValueError, match=r"holds a gpt2 model: this series needs a BERT encoder"):
+        load_pretrained(BertModel, CPU)
+
+
+def test_serving_an_encoder_that_is_not_a_classifier_says_so(tmp_path):
+    encoder = tmp_path / "mlm-encoder"  # what notebook 03 saves: an encoder without a classifier
+    torch.manual_seed(0)
+    save_atomically(BertModel(BertConfig(vocab_size=30_522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                         intermediate_size=64)), AutoTokenizer.from_pretrained(minilm_path()), encoder)
+    with pytest.raises(ValueError, match=r"holds a BertModel, not a BertForReviewClassification"):
+        load_classifier(encoder)
+
+
+def test_a_truncated_weights_file_says_to_save_again(classifier_folder, tmp_path):
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(classifier_folder, damaged)
+    weights = damaged / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=r"cannot be loaded \(.*\): save it again"):
+        load_classifier(damaged)
+
+
+# --- the command-line classifier ---------------------------------------------------------------
+def exits_with(capsys, argv, stdin, message):
+    with pytest.raises(SystemExit) as stopped:
+        main(argv, stdin=stdin)
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2 and message in error and "Traceback" not in error, error
+
+
+def test_the_cli_with_empty_standard_input(classifier_folder, capsys):
+    exits_with(capsys, ["--model", str(classifier_folder)], io.StringIO("\n  \n"), "Nothing to classify")
+
+
+def test_the_cli_with_binary_standard_input(classifier_folder, capsys):
+    binary = io.TextIOWrapper(io.BytesIO(b"\x89PNG\r\n\x1a\n\x00\xff\xfe"), encoding="utf-8")
+    exits_with(capsys, ["--model", str(classifier_folder)], binary, "Standard input is not UTF-8 text")
+
+
+def test_the_cli_with_a_200000_character_review(classifier_folder, capsys):
+    exits_with(capsys, ["--model", str(classifier_folder), "x" * 200_000], None,
+               "Review 1 has 200,000 characters; the limit is 100,000")
+
+
+@pytest.mark.parametrize("model", ["/no/such/folder", "~/", "."])
+def test_the_cli_with_a_nonsense_model(capsys, model):
+    exits_with(capsys, ["--model", model, "Fine."], None, "error: ")
+
+
+@pytest.mark.parametrize("tokens", ["0", "2", "100000"])
+def test_the_cli_with_an_impossible_max_length(classifier_folder, capsys, tokens):
+    exits_with(capsys, ["--model", str(classifier_folder), "--max-length", tokens, "Fine."], None,
+               f"--max-length {tokens}: give 3 to 64 tokens")
+
+
+def test_the_cli_classifies_10000_reviews_from_standard_input(classifier_folder, capsys):
+    reviews = "".join(f"Review {i}: {'a wonderful film' if i % 2 else 'two hours wasted'}.\n" for i in range(10_000))
+    assert main(["--model", str(classifier_folder), "--max-length", "32"], stdin=io.StringIO(reviews)) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 10_000 and lines[9_999].endswith("Review 9999: a wonderful film.")
+
+
+@pytest.mark.slow
+def test_the_cli_into_a_closed_pipe_stops_quietly(classifier_folder):
+    reviews = "".join(f"Review {i}, a fine film.\n" for i in range(2_000))
+    shell = (f"{sys.executable} -m helpers.serving --model {classifier_folder} --max-length 32 | head -1")
+    finished = subprocess.run(["bash", "-c", f"set -o pipefail; {shell}"], input=reviews, capture_output=True,
+                              text=True, timeout=300)
+    assert finished.stdout.count("\n") == 1 and finished.stderr == "", finished.stderr
