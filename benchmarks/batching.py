@@ -22,7 +22,7 @@ from helpers.models import load_pretrained
 from helpers.training import TrainConfig, Trainer
 
 SIZES = {"full": {"reviews": None, "steps": 8, "max_length": 512},
-         "smallest": {"reviews": 64, "steps": 1, "max_length": 128}}
+         "smallest": {"reviews": 64, "steps": 1, "max_length": 256}}
 BATCH_SIZE = 16
 
 
