@@ -194,6 +194,11 @@ def test_the_cli_with_binary_standard_input(classifier_folder, capsys):
     exits_with(capsys, ["--model", str(classifier_folder)], binary, "Standard input is not UTF-8 text")
 
 
+def test_the_cli_with_undecodable_bytes_read_as_surrogates(classifier_folder, capsys):
+    posix = io.TextIOWrapper(io.BytesIO(b"fine\n\xff\xfe\n"), encoding="utf-8", errors="surrogateescape")
+    exits_with(capsys, ["--model", str(classifier_folder)], posix, "Standard input is not UTF-8 text")
+
+
 def test_the_cli_with_a_200000_character_review(classifier_folder, capsys):
     exits_with(capsys, ["--model", str(classifier_folder), "x" * 200_000], None,
                "Review 1 has 200,000 characters; the limit is 100,000")
