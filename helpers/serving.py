@@ -83,10 +83,13 @@ def median_latency_ms(model: nn.Module, batch: dict[str, torch.Tensor], repeats:
 
 def read_reviews(stdin) -> list[str]:
     """Return the non-blank lines of standard input, or raise ValueError if it is not UTF-8 text."""
-    try:  # in the POSIX locale Python reads undecodable bytes as lone surrogates instead of failing
-        return [line.rstrip("\r\n") for line in stdin if line.strip() and line.encode("utf-8")]
+    try:
+        lines = [line.rstrip("\r\n") for line in stdin if line.strip()]
+        for line in lines:  # in the POSIX locale Python reads undecodable bytes as lone surrogates
+            line.encode("utf-8")
     except (UnicodeDecodeError, UnicodeEncodeError):
         raise ValueError("Standard input is not UTF-8 text: give one review per line.") from None
+    return lines
 
 
 def main(argv: list[str] | None = None, stdin=None) -> int:

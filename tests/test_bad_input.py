@@ -204,9 +204,13 @@ def test_the_cli_with_a_200000_character_review(classifier_folder, capsys):
                "Review 1 has 200,000 characters; the limit is 100,000")
 
 
-@pytest.mark.parametrize("model", ["/no/such/folder", "~/", "."])
-def test_the_cli_with_a_nonsense_model(capsys, model):
-    exits_with(capsys, ["--model", model, "Fine."], None, "error: ")
+@pytest.mark.parametrize(("model", "message"), [
+    ("/no/such/folder", "No trained classifier in /no/such/folder: run notebook 04 first"),
+    ("~/", "has no config.json: it is not a folder saved with save_pretrained"),
+    (".", "has no config.json: it is not a folder saved with save_pretrained"),
+])
+def test_the_cli_with_a_nonsense_model(capsys, model, message):
+    exits_with(capsys, ["--model", model, "Fine."], None, message)
 
 
 @pytest.mark.parametrize("tokens", ["0", "2", "100000"])
