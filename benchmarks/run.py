@@ -20,7 +20,7 @@ import torch
 from benchmarks.common import save_figure, write_atomically
 from helpers.session import library_versions, quiet_libraries
 
-BENCHMARKS = ("attention", "tokenization", "batching", "mlm_head", "serving", "flops")
+BENCHMARKS = ("attention", "tokenization", "batching", "mlm_head", "serving", "flops", "recipe", "seeds")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

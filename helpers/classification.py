@@ -5,7 +5,9 @@ Introduced in notebook 04; notebook 05 trains the same model on several processe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -51,6 +53,33 @@ class BertForReviewClassification(BertForSequenceClassification):
         loss = F.cross_entropy(logits, labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=encoded.hidden_states,
                                         attentions=encoded.attentions)
+
+
+def classifier_options(profile) -> dict:
+    """Return the `from_pretrained` options of notebook 04's classifier: label names, dropout, attention kernel."""
+    from helpers.data import LABEL_NAMES
+
+    return {"num_labels": 2, "id2label": dict(enumerate(LABEL_NAMES)),
+            "label2id": {name: i for i, name in enumerate(LABEL_NAMES)},
+            "hidden_dropout_prob": profile.dropout, "attention_probs_dropout_prob": profile.attention_dropout,
+            "attn_implementation": profile.attention_kernel}
+
+
+def new_classifier(profile, encoder: str | Path = "base", seed: int | None = None) -> BertForReviewClassification:
+    """Return notebook 04's classifier: the encoder of `encoder` ("base" or a folder), a new head drawn with `seed`.
+
+    With `profile.freeze_word_embeddings` the token embeddings are left out of training.
+    """
+    from helpers.models import check_model_folder, load_pretrained
+
+    torch.manual_seed(profile.seed if seed is None else seed)  # the head's initial weights
+    if encoder == "base":
+        model = load_pretrained(BertForReviewClassification, profile, **classifier_options(profile))
+    else:
+        check_model_folder(Path(encoder))
+        model = BertForReviewClassification.from_pretrained(encoder, **classifier_options(profile))
+    model.bert.embeddings.word_embeddings.requires_grad_(not profile.freeze_word_embeddings)
+    return model
 
 
 def encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
@@ -101,6 +130,27 @@ def predict_probabilities(model: nn.Module, encoded: Sequence[Sequence[int]], pa
     return probabilities
 
 
+def fine_tune(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Sequence[int], pad_id: int, profile,
+              seed: int | None = None, steps: int | None = None, evaluate=None, on_log=None,
+              checkpoint_dir: Path | None = None, identity: dict | None = None) -> tuple[nn.Module, list[dict]]:
+    """Fine-tune with the profile's recipe (notebook 04); return (the trained model, the training history).
+
+    `profile.epochs` passes (or `steps`) of length-grouped batches, AdamW with 6 % warm-up and linear
+    decay, mixed precision; `evaluate(model) -> dict` runs four times, `on_log(history)` at each log.
+    """
+    from helpers.training import TrainConfig, Trainer
+
+    seed = profile.seed if seed is None else seed
+    steps = steps or profile.epochs * math.ceil(len(encoded) / profile.batch_size)
+    config = TrainConfig(steps=steps, learning_rate=profile.learning_rate, precision=profile.precision, seed=seed,
+                         log_every=max(1, steps // 20), checkpoint_every=max(1, steps // 4) if checkpoint_dir else 0,
+                         eval_every=max(1, steps // 4) if evaluate else 0)
+    trainer = Trainer(model, classification_loss, config, checkpoint_dir=checkpoint_dir, identity=identity)
+    history = trainer.fit(training_batches(encoded, list(labels), profile.batch_size, pad_id, seed=seed),
+                          evaluate=evaluate, on_log=on_log)
+    return trainer.accelerator.unwrap_model(trainer.model), history
+
+
 def train_short_classifier(profile, train, max_length: int = 256, steps: int | None = None):
     """Fine-tune the profile's model for one epoch over `train` (or `steps`) at `max_length` tokens.
 
@@ -109,17 +159,12 @@ def train_short_classifier(profile, train, max_length: int = 256, steps: int | N
     from transformers import AutoTokenizer
 
     from helpers.models import load_pretrained
-    from helpers.training import TrainConfig, Trainer
 
     tokenizer = load_pretrained(AutoTokenizer, profile)
-    model = load_pretrained(BertForReviewClassification, profile, num_labels=2)
     encoded = encode(tokenizer, train["text"], max_length)
-    steps = steps or max(1, len(encoded) // profile.batch_size)
-    config = TrainConfig(steps=steps, learning_rate=profile.learning_rate, precision=profile.precision,
-                         seed=profile.seed)
-    trainer = Trainer(model, classification_loss, config)
-    trainer.fit(training_batches(encoded, train["label"], profile.batch_size, tokenizer.pad_token_id, profile.seed))
-    return trainer.accelerator.unwrap_model(trainer.model).cpu().eval(), tokenizer
+    model, _ = fine_tune(new_classifier(profile), encoded, train["label"], tokenizer.pad_token_id, profile,
+                         steps=steps or max(1, len(encoded) // profile.batch_size))
+    return model.cpu().eval(), tokenizer
 
 
 def check_reviews(texts: Sequence[str]) -> list[str]:

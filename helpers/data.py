@@ -166,6 +166,19 @@ def stratified_split(frame: pd.DataFrame, test_fraction: float, seed: int) -> tu
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
+def validation_split(train: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """Carve a stratified validation split out of the training reviews: (reviews to fit, validation reviews).
+
+    Every choice (learning rate, epochs, tokens, pooling, the baseline's C) is made on the
+    validation reviews; the test reviews are scored once, at the end (notebook 04).
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation fraction {fraction!r}: give a share above 0 and below 1 of the training reviews.")
+    fit, held = stratified_split(train.to_pandas()[["text", "label"]], fraction, seed)
+    return (Dataset.from_dict({"text": fit["text"].tolist(), "label": fit["label"].tolist()}),
+            Dataset.from_dict({"text": held["text"].tolist(), "label": held["label"].tolist()}))
+
+
 def _to_dataset(frame: pd.DataFrame, split: str, clean: bool) -> Dataset:
     if frame.empty:
         raise ValueError(f"The {split!r} split is empty: the data holds no reviews for it.")

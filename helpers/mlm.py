@@ -84,3 +84,17 @@ def fill_mask(model: nn.Module, tokenizer, prompts: Sequence[str], k: int = 5) -
     hidden = model.bert(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"]).last_hidden_state
     top = model.cls(hidden[where]).topk(k, dim=-1).indices  # (n_prompts, k)
     return [tokenizer.convert_ids_to_tokens(row) for row in top.tolist()]
+
+
+@torch.no_grad()
+def masked_top1_accuracy(model: nn.Module, batches: Sequence[Batch], device: torch.device | str = "cpu") -> float:
+    """Return the share of masked tokens of `batches` whose most likely token is the right one."""
+    model.eval()
+    right, count = 0, 0
+    for batch in batches:
+        batch = {k: v.to(device) for k, v in batch.items()}
+        hidden = model.bert(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).last_hidden_state
+        chosen = batch["labels"] != -100
+        right += int((model.cls(hidden[chosen]).argmax(dim=-1) == batch["labels"][chosen]).sum())
+        count += int(chosen.sum())
+    return right / count

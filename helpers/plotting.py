@@ -66,9 +66,11 @@ class LiveCurve:
     the last drawing); elsewhere it is drawn once per call and closed.
     """
 
-    def __init__(self, title: str, right: str | None = None, right_label: str = "", right_log: bool = False) -> None:
+    def __init__(self, title: str, right: str | None = None, right_label: str = "", right_log: bool = False,
+                 left_also: str | None = None, left_also_label: str = "") -> None:
         self.fig, self.ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
         self.title, self.right, self.right_label, self.right_log = title, right, right_label, right_log
+        self.left_also, self.left_also_label = left_also, left_also_label  # e.g. the validation loss
         self.handle = None
         plt.close(self.fig)  # shown through the display handle only, not again at the end of the cell
 
@@ -81,6 +83,11 @@ class LiveCurve:
         ax = self.ax = fig.add_subplot()
         ax.plot([h["step"] for h in history], [h["loss"] for h in history], marker=".", label="training loss")
         ax.set(title=self.title, xlabel="optimizer step", ylabel="training loss (cross-entropy, nats)")
+        also = [h for h in history if self.left_also and self.left_also in h]
+        if also:
+            ax.plot([h["step"] for h in also], [h[self.left_also] for h in also], "s--", color="C2",
+                    label=self.left_also_label or self.left_also)
+            ax.set_ylabel("loss (cross-entropy, nats)")
         measured = [h for h in history if self.right and self.right in h]
         if measured:
             twin = ax.twinx()
@@ -90,7 +97,8 @@ class LiveCurve:
             if self.right_log:
                 twin.set_yscale("log")
             twin.grid(False)
-            fig.legend(loc="upper right")
+        if measured or also:
+            fig.legend(loc="outside lower center", ncols=3)
         if self.handle is None:
             self.handle = display(fig, display_id=True)
         else:

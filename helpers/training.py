@@ -74,11 +74,15 @@ def warmup_then_decay(step: int, warmup_steps: int, total_steps: int) -> float:
 
 
 def make_optimizer(model: nn.Module, learning_rate: float, weight_decay: float) -> torch.optim.AdamW:
-    """Return AdamW that decays weight matrices only, fused into one kernel on CUDA."""
+    """Return AdamW over the trainable parameters that decays weight matrices only, fused into one kernel.
+
+    Fused on CUDA and on the CPU (PyTorch >= 2.4): on 2 CPU cores the per-tensor loop spent about
+    0.1 s of each classifier step in `sqrt` and `div` over 22.7 M parameters (notebook 04).
+    """
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    fused = all(p.is_cuda for p in decay + no_decay)
+    fused = all(p.device.type in ("cuda", "cpu") for p in decay + no_decay)
     return torch.optim.AdamW(groups, lr=learning_rate, fused=fused or None)
 
 

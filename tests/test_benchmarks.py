@@ -64,3 +64,17 @@ def test_a_goal_knows_when_it_is_met():
     assert Goal("x", minimum=1.5).met(1.5) and not Goal("x", minimum=1.5).met(1.49)
     assert Goal("x", maximum=1.0).met(0.0) and not Goal("x", maximum=1.0).met(1.2)
     assert Goal("x", minimum=1, maximum=2).describe() == ">= 1 and <= 2"
+
+
+@pytest.mark.slow  # every benchmark at its smallest size: minutes
+def test_seeds_table_pairs_base_and_adapted_runs_and_reads_its_goals(smallest):
+    summary, out = smallest
+    results = summary["results"]
+    assert len(results["base_accuracy_by_seed"]) == len(results["adapted_accuracy_by_seed"]) == len(results["seeds"])
+    assert results["base_accuracy_mean"] == pytest.approx(sum(results["base_accuracy_by_seed"]) * 100 / 2, abs=0.01)
+    beats = sum(a > results["tfidf_accuracy"] for a in results["base_accuracy_by_seed"])
+    assert results["base_beats_tfidf_seeds"] == beats
+    assert {"base_accuracy_mean", "base_beats_tfidf_share", "classifier_train_seconds_max"} <= set(summary["goals"])
+    assert "a stand-in" in (out / "seeds.md").read_text(), "the smallest size says its encoder is not notebook 03's"
+    assert set(results["recipe_candidates"]) and all(0 <= c["validation_accuracy"] <= 1
+                                                     for c in results["recipe_candidates"].values())

@@ -169,3 +169,41 @@ def test_a_stand_in_classifier_is_trained_when_notebook_04s_is_missing(tokenizer
     encoded = encode(its_tokenizer, REVIEWS, max_length=32)
     assert np.array_equal(predict_probabilities(again, encoded, its_tokenizer.pad_token_id),
                           predict_probabilities(model, encoded, its_tokenizer.pad_token_id)), "notebook 05 reloads it"
+
+
+def test_new_classifier_follows_the_profile_and_freezes_the_token_embeddings(clean_env):
+    import dataclasses
+
+    from helpers.classification import classifier_options, new_classifier
+
+    cpu = get_profile("cpu")
+    options = classifier_options(cpu)
+    assert options["attention_probs_dropout_prob"] == 0.0 and options["attn_implementation"] == cpu.attention_kernel
+    model = new_classifier(cpu)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen == {"bert.embeddings.word_embeddings.weight"} == {n for n in frozen if cpu.freeze_word_embeddings}
+    assert model.config.hidden_dropout_prob == cpu.dropout and model.config.id2label[1] == "positive"
+    again = new_classifier(cpu)
+    assert torch.equal(model.classifier.weight, again.classifier.weight), "the head is drawn from the seed"
+    assert not torch.equal(model.classifier.weight, new_classifier(cpu, seed=1).classifier.weight)
+    trained = new_classifier(dataclasses.replace(cpu, freeze_word_embeddings=False))
+    assert all(p.requires_grad for p in trained.parameters())
+
+
+def test_fine_tune_leaves_frozen_weights_alone_and_logs_evaluations(tokenizer):
+    import dataclasses
+
+    from helpers.classification import fine_tune
+
+    profile = dataclasses.replace(get_profile("cpu"), batch_size=4, precision="fp32", epochs=1)
+    model = tiny_classifier()
+    model.bert.embeddings.word_embeddings.requires_grad_(False)
+    before = model.bert.embeddings.word_embeddings.weight.clone()
+    head = model.classifier.weight.clone()
+    encoded = encode(tokenizer, REVIEWS, 32)
+    model, history = fine_tune(model, encoded, LABELS, tokenizer.pad_token_id, profile,
+                               evaluate=lambda m: {"accuracy": 0.5})
+    assert torch.equal(model.bert.embeddings.word_embeddings.weight, before)
+    assert not torch.equal(model.classifier.weight, head)
+    assert history[-1]["step"] == 6  # 24 reviews in batches of 4, one epoch
+    assert [h["step"] for h in history if "accuracy" in h] == [1, 2, 3, 4, 5, 6]  # steps // 4 = 1: every step

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from conftest import StubTokenizer, notebook_definitions, tiny_model
@@ -64,3 +65,18 @@ def test_fill_mask_wants_one_mask_per_prompt():
     assert [len(row) for row in fill_mask(model, tokenizer, ["a [MASK] film.", "[MASK] acting"], k=3)] == [3, 3]
     with pytest.raises(ValueError, match="exactly one"):
         fill_mask(model, tokenizer, ["no mask here"])
+
+
+def test_masked_top1_accuracy_counts_only_masked_positions():
+    from helpers.mlm import masked_top1_accuracy
+
+    batch = {"input_ids": torch.tensor([[1, 5, 6, 7, 2]]), "labels": torch.tensor([[-100, 5, -100, 7, -100]])}
+    model = tiny_model().eval()
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"]).logits[0]
+    expected = float(np.mean([logits[1].argmax() == 5, logits[3].argmax() == 7]))
+    assert masked_top1_accuracy(model, [batch]) == expected
+    with torch.no_grad():  # a bias that always names token 5: right at position 1, wrong at 3
+        model.cls.predictions.bias.fill_(-1e4)
+        model.cls.predictions.bias[5] = 1e4
+    assert masked_top1_accuracy(model, [batch]) == 0.5

@@ -12,8 +12,10 @@
 # and save the adapted encoder for notebook 04. Training writes checkpoints: if Colab disconnects,
 # re-run the training cell and it resumes where it stopped.
 #
-# **What you need.** A CPU is enough at the `cpu` profile: measured on 2 cores, about
-# 3 minutes; the kernel's resident memory peaked at 5.8 GB (sampled every second).
+# **What you need.** Reading: about 30 minutes. Running: a CPU is enough at the `cpu` profile,
+# about 8 minutes on 2 cores (the head-only phase of section 7 added about 2 minutes to the
+# earlier 4-5); the kernel's resident memory peaked at 5.8 GB in an earlier build (sampled every
+# second).
 # The `gpu` profile trains `bert-base-uncased` for 1,000 steps of 64 blocks of 256 tokens
 # (16 M tokens) on IMDB's train and unlabelled reviews; its time is printed by the training cell
 # on the card at hand (not measured by us yet: no GPU was available when this was written).
@@ -24,7 +26,6 @@
 # %%
 import copy
 import math
-import re
 import tempfile
 import time
 from collections import Counter
@@ -37,7 +38,14 @@ from transformers import AutoTokenizer, BertForMaskedLM, DataCollatorForLanguage
 from helpers.batching import random_batches
 from helpers.data import balanced_sample, load_reviews
 from helpers.measure import alternating_medians
-from helpers.mlm import fill_mask, fixed_eval_batches, full_vocabulary_loss, masked_only_loss, perplexity
+from helpers.mlm import (
+    fill_mask,
+    fixed_eval_batches,
+    full_vocabulary_loss,
+    masked_only_loss,
+    masked_top1_accuracy,
+    perplexity,
+)
 from helpers.models import adapted_encoder_dir, load_pretrained, save_atomically
 from helpers.plotting import LiveCurve
 from helpers.profile import work_dir
@@ -239,6 +247,7 @@ torch.manual_seed(profile.seed)  # the new head's initial weights do not depend 
 model = load_pretrained(BertForMaskedLM, profile, attention_probs_dropout_prob=0.0).to(device)
 pretrained_state = copy.deepcopy(model.state_dict())  # to start the side experiments from the same point
 perplexity_before = perplexity(model, eval_batches, device)
+top1_before = masked_top1_accuracy(model, eval_batches, device)  # share of masked tokens whose top guess is right
 print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters")
 print(f"held-out perplexity before training: {perplexity_before:,.0f}")
 
@@ -397,13 +406,24 @@ assert all(math.isclose(h["loss"], loss, rel_tol=1e-5) for h, loss in zip(helper
 del by_hand, with_helper
 
 # %% [markdown]
-# ## 7. Training
+# ## 7. Training: the new head first, then the whole model
 #
 # Now the real run, with the settings of the profile. All blocks have the same length, so the
 # length-grouped batches of notebook 02 have nothing to group here (they matter in notebook 04);
 # each epoch simply shuffles the blocks, with a seed per epoch. The collator masks each batch when
-# the step draws it. Every 25 steps the helper measures held-out perplexity on the fixed mask;
-# the curve below is redrawn as training goes.
+# the step draws it. Four times per phase the helper measures held-out perplexity on the fixed
+# mask; the curves below are redrawn as training goes.
+#
+# **A new head on a pretrained encoder.** At the `cpu` profile the MLM head starts from random
+# weights. Trained together with the encoder at the high learning rate a new layer needs, its
+# large, arbitrary early gradients flow into the pretrained encoder and shake it: the encoder is
+# what notebook 04 keeps, the head is thrown away. The remedy the literature names (gradual
+# unfreezing, Howard & Ruder 2018; linear probing then fine-tuning, Kumar et al. 2022) is to
+# train the new head alone first, with the encoder frozen, then the whole model at a lower rate.
+# It is also cheap: with the encoder frozen, no gradient flows back through it. And it answers a
+# question the perplexity alone hides: **how much of the drop is the new head learning which words
+# are frequent, and how much is the encoder learning the language of reviews?** At the `gpu`
+# profile the head comes pretrained and there is no first phase.
 #
 # Checkpoints go to the work folder (`$TUTORIAL_WORKDIR`, by default `~/.cache/bert-imdb-tutorial`).
 # **If the run is interrupted, re-run this cell**: it resumes from the last checkpoint and ends
@@ -424,28 +444,42 @@ def held_out_perplexity(model):
     return {"perplexity": perplexity(model, eval_batches, device)}
 
 
-def report(history):
-    curve(history)
-    last = history[-1]
-    extra = f", held-out perplexity {last['perplexity']:,.1f}" if "perplexity" in last else ""
-    print(f"step {last['step']:>4}/{config.steps}: loss {last['loss']:.3f}, lr {last['learning_rate']:.1e}, "
-          f"{last['samples_per_second']:.1f} blocks/s, {last['seconds']:.0f} s{extra}", flush=True)
+def run_phase(model, name, steps, learning_rate):
+    """Train the model's trainable weights for `steps` with checkpoints under 03_<name>; return model, history."""
+    config = TrainConfig(steps=steps, learning_rate=learning_rate, precision=profile.precision, seed=profile.seed,
+                         log_every=max(1, steps // 10), checkpoint_every=max(1, steps // 4),
+                         eval_every=max(1, steps // 4))
+    curve = LiveCurve(f"MLM fine-tuning: {name}", right="perplexity",
+                      right_label="held-out perplexity (log scale)", right_log=True)
+
+    def report(history):
+        curve(history)
+        last = history[-1]
+        extra = f", held-out perplexity {last['perplexity']:,.1f}" if "perplexity" in last else ""
+        print(f"{name}: step {last['step']:>4}/{steps}: loss {last['loss']:.3f}, lr {last['learning_rate']:.1e}, "
+              f"{last['samples_per_second']:.1f} blocks/s, {last['seconds']:.0f} s{extra}", flush=True)
+
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    identity = {"data": data_fingerprint(train_blocks), "model_revision": profile.model_revision,
+                "trainable": data_fingerprint(trainable), "head_steps": profile.mlm_head_steps}
+    trainer = Trainer(model, masked_only_loss, config, checkpoint_dir=work_dir(profile) / f"03_{name.split()[0]}",
+                      identity=identity)
+    history = trainer.fit(training_batches, evaluate=held_out_perplexity, on_log=report)
+    return trainer.accelerator.unwrap_model(trainer.model), history
 
 
 model.load_state_dict(pretrained_state)
-config = TrainConfig(steps=profile.mlm_steps, learning_rate=profile.mlm_learning_rate,
-                     precision=profile.precision, seed=profile.seed, log_every=max(1, profile.mlm_steps // 20),
-                     checkpoint_every=max(1, profile.mlm_steps // 4), eval_every=max(1, profile.mlm_steps // 4))
-checkpoints = work_dir(profile) / "03_mlm"
-print(f"checkpoints in {checkpoints}")
-curve = LiveCurve("MLM fine-tuning", right="perplexity", right_label="held-out perplexity (log scale)",
-                  right_log=True)
-identity = {"data": data_fingerprint(train_blocks), "model_revision": profile.model_revision}  # what else decides
-trainer = Trainer(model, masked_only_loss, config, checkpoint_dir=checkpoints, identity=identity)
-history = trainer.fit(training_batches, evaluate=held_out_perplexity, on_log=report)
-model = trainer.accelerator.unwrap_model(trainer.model)
-train_minutes = history[-1]["seconds"] / 60
-print(f"{config.steps} steps in {train_minutes:.1f} min on {device}")
+print(f"checkpoints in {work_dir(profile)}")
+perplexity_head_only, head_seconds = None, 0.0
+if profile.mlm_head_steps:  # phase 1: the new head alone (its dense layer, LayerNorm and vocabulary bias)
+    model.bert.requires_grad_(False)  # the encoder, and the output projection tied to its embeddings, stay pretrained
+    model, head_history = run_phase(model, "head alone", profile.mlm_head_steps, profile.mlm_head_learning_rate)
+    model.bert.requires_grad_(True)
+    perplexity_head_only, head_seconds = head_history[-1]["perplexity"], head_history[-1]["seconds"]
+model, history = run_phase(model, "whole model", profile.mlm_steps, profile.mlm_learning_rate)
+train_minutes = (head_seconds + history[-1]["seconds"]) / 60
+print(f"{profile.mlm_head_steps} head-only + {profile.mlm_steps} whole-model steps in {train_minutes:.1f} min "
+      f"on {device}")
 
 # %% [markdown]
 # ## 8. After training
@@ -458,6 +492,10 @@ perplexity_after = perplexity(model, eval_batches, device)
 guesses_after = fill_mask(model, tokenizer, prompts)
 print(f"held-out perplexity: {perplexity_before:,.1f} -> {perplexity_after:,.1f} "
       f"({perplexity_before / perplexity_after:,.0f}x lower)")
+if perplexity_head_only is not None:
+    head_share = math.log(perplexity_before / perplexity_head_only) / math.log(perplexity_before / perplexity_after)
+    print(f"after the head alone: {perplexity_head_only:,.1f}, so the new head accounts for {head_share:.0%} of the "
+          f"drop in cross-entropy (log perplexity) and the encoder's own training for the other {1 - head_share:.0%}")
 if profile.name == "gpu":
     print("published anchor (DistilBERT on IMDB, Hugging Face course ch. 7): 21.8 -> 11.3")
 print(pd.DataFrame({"prompt": prompts, "top 5 before": [" ".join(g) for g in guesses_before],
@@ -466,24 +504,46 @@ print(pd.DataFrame({"prompt": prompts, "top 5 before": [" ".join(g) for g in gue
 # %% [markdown]
 # The claims of this notebook, checked. Perplexity must fall: at the `cpu` profile, where the head
 # starts from noise, at least 100-fold; at the `gpu` profile, where BERT already knows English, it
-# simply must fall. And the top guesses must now be the words reviews are made of: one of the
-# 1,000 most frequent words of the training reviews, for at least 5 of the 6 prompts. (The new
-# head's guesses before training are words too, but rare ones, and the same whatever the prompt.)
+# simply must fall.
+#
+# Fill-mask guesses that look like words prove little: a model that ignores the context and always
+# answers the most frequent token of the training text (a *unigram* model) also "guesses a common
+# word". So the bar is that model. On the held-out masked tokens, how often is the top guess right,
+# for the unigram model and for ours? And do our guesses change with the prompt, where the unigram
+# model's never do?
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-# both classes, not the first 5,000
-word_sample = list(balanced_sample(splits["train"], 5_000, seed=profile.seed)["text"])
-review_words = Counter(w for text in word_sample for w in re.findall(r"[a-z]+", text.lower()))
-common = {word for word, _ in review_words.most_common(1_000)}
-common_after = sum(g[0] in common for g in guesses_after)
-common_before = sum(g[0] in common for g in guesses_before)
-print(f"top guesses among the 1,000 most frequent review words: {common_before}/{len(prompts)} before, "
-      f"{common_after}/{len(prompts)} after")
+token_counts = Counter(t for block in train_blocks for t in block[1:-1])  # [CLS] and [SEP] are never masked
+most_frequent = max(token_counts, key=token_counts.get)
+targets = torch.cat([b["labels"][b["labels"] != -100] for b in eval_batches])
+unigram_top1 = float((targets == most_frequent).double().mean())
+top1_after = masked_top1_accuracy(model, eval_batches, device)
+print(f"top guess right on the {len(targets):,} held-out masked tokens: unigram model (always "
+      f"{tokenizer.convert_ids_to_tokens(most_frequent)!r}) {unigram_top1:.1%}, before training {top1_before:.1%}, "
+      f"after {top1_after:.1%}")
 print(f"different top guesses across the {len(prompts)} prompts: {len({g[0] for g in guesses_before})} before, "
-      f"{len({g[0] for g in guesses_after})} after")
+      f"{len({g[0] for g in guesses_after})} after (a unigram model: 1)")
 assert perplexity_after < perplexity_before / (100 if profile.name == "cpu" and not session.smoke else 1)
-session.expect(common_after >= len(prompts) - 1, "the top guesses are frequent review words for 5 of the 6 prompts")
+session.expect(top1_after > unigram_top1, "the adapted model's top guess beats the unigram model's on held-out tokens")
+if perplexity_head_only is not None:
+    session.expect(perplexity_after < perplexity_head_only < perplexity_before,
+                   "the head alone lowers the perplexity, and training the encoder lowers it further")
+session.expect(len({g[0] for g in guesses_after}) >= len(prompts) // 2,
+               "the top guess depends on the prompt (at least 3 different ones for 6 prompts)")
+
+# %% [markdown]
+# **What the `cpu` run shows, and what it does not.** In the committed run the new head alone
+# took the held-out perplexity from about 46,000 to about 800, just below the 902 of a unigram
+# model (exercise 1): three quarters of the fall in cross-entropy is a new head learning which
+# tokens are frequent, not the encoder learning anything. The encoder's own 100 steps took it the
+# rest of the way, to about 210, and made the top guess right for 22 % of the held-out masked
+# tokens, where always answering "the" is right for 5 %. That is far from a real masked language
+# model: bert-base with its pretrained head sits at 11-22 on IMDB (Hugging Face course, chapter 7),
+# after pretraining on billions of words. (The stray `t` for "i would [MASK] recommend" is the
+# end of "don ' t", which the uncased tokenizer splits at the apostrophe.) At the `cpu` profile this
+# notebook teaches the method; whether its encoder helps the classifier is notebook 04's question,
+# answered there over several seeds.
 
 # %% [markdown]
 # ## 9. Save the adapted encoder for notebook 04
@@ -516,8 +576,8 @@ from transformers import TrainingArguments  # noqa: E402
 with tempfile.TemporaryDirectory() as output_dir:
     arguments = TrainingArguments(
         output_dir=output_dir, max_steps=3, per_device_train_batch_size=profile.mlm_batch_size // 2,
-        learning_rate=config.learning_rate, warmup_steps=config.warmup_fraction, lr_scheduler_type="linear",
-        weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm,
+        learning_rate=check_config.learning_rate, warmup_steps=check_config.warmup_fraction,
+        lr_scheduler_type="linear", weight_decay=check_config.weight_decay, max_grad_norm=check_config.max_grad_norm,
         bf16=profile.precision == "bf16", fp16=profile.precision == "fp16",
         logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, seed=profile.seed,
         use_cpu=device.type == "cpu",
@@ -596,8 +656,10 @@ assert word_level == 0 and token_level > 0.5
 # ## Summary
 #
 # The objective, the blocks, the fixed mask and the loop are all a few lines each; what makes the
-# run fast is projecting only masked positions and switching attention dropout off on a CPU.
-# The adapted encoder now waits in the work folder for notebook 04. The line below is what CI
+# run fast is projecting only masked positions and switching attention dropout off on a CPU. A new
+# head is trained alone first, so that its first, arbitrary gradients do not shake the encoder,
+# and that phase shows how much of the perplexity's fall is the head alone. The adapted encoder
+# now waits in the work folder for notebook 04. The line below is what CI
 # records for this notebook.
 
 # %%
@@ -605,5 +667,7 @@ summary = print_summary(
     session, notebook="03_mlm_finetuning",
     perplexity_before=round(perplexity_before, 1), perplexity_after=round(perplexity_after, 1),
     masked_only_step_speedup=round(masked_only_step_speedup, 2), train_minutes=round(train_minutes, 2),
-    steps=config.steps, block_size=block_size,
+    steps=profile.mlm_steps, head_steps=profile.mlm_head_steps, block_size=block_size,
+    perplexity_head_only=round(perplexity_head_only, 1) if perplexity_head_only else None,
+    top1_accuracy=round(top1_after, 4), unigram_top1_accuracy=round(unigram_top1, 4),
 )

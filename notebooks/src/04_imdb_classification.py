@@ -1,24 +1,24 @@
 # %% [markdown]
-# # 04 · IMDB sentiment classification: a BERT classifier that beats a strong baseline
+# # 04 · IMDB sentiment classification: a BERT classifier against a strong baseline
 #
 # {{COLAB_BADGE}}
 #
-# **What you will learn.** How to turn a pretrained encoder into a sentiment classifier and train
-# it as fast as the hardware allows: a strong classical baseline first, head+tail truncation,
-# length-grouped batches with dynamic padding, mixed precision, warm-up and decay, checkpoints
-# that survive a disconnect, an out-of-memory back-off, and an honest evaluation (confidence
-# intervals, a paired test against the baseline, the reviews the model gets most confidently
-# wrong). We fine-tune twice: from the profile's pretrained model, and from the encoder notebook 03
-# adapted to movie reviews.
+# **What you will learn.** How to turn a pretrained encoder into a sentiment classifier, train it
+# as fast as the hardware allows, and judge it honestly: a strong classical baseline first, a
+# validation split for every choice, head+tail truncation, length-grouped batches, mixed precision,
+# a profile of one training step and the levers it points to, checkpoints that survive a
+# disconnect, an out-of-memory back-off, and an evaluation that says how sure it is (confidence
+# intervals, a paired test against the baseline, results over several seeds, accuracy by review
+# length, the reviews the model gets most confidently wrong). We fine-tune twice: from the
+# profile's pretrained model, and from the encoder notebook 03 adapted to movie reviews.
 #
-# **What you need.** At the `cpu` profile (4,000 training and 1,000 held-out reviews of the sample,
-# 512 tokens per review): measured on 2 cores, about 22 minutes, nearly all of it the two training
-# runs of about 10 minutes each; the kernel's resident memory peaked at about 9.5 GB in our runs
-# (sampled every second). At the
-# `gpu` profile (`bert-base-uncased`, all 25,000 training reviews, 512 tokens, 2 epochs), the
-# targets are at least 93.5 % test accuracy in at most 20 minutes of training on a Colab T4 and
-# 5 minutes on an A100. **These GPU figures are targets, not measurements**: the arithmetic is in
-# section 4 and in the README; the training cell prints the real time on the card at hand.
+# **What you need.** Reading: about 30 minutes. Running at the `cpu` profile (3,600 training,
+# 400 validation and 1,000 test reviews of the sample, 256 tokens per review): {{RUN_TIME_04}}
+# At the `gpu` profile (`bert-base-uncased`, 22,500 training and 2,500 validation reviews of IMDB's
+# 25,000, 512 tokens, 2 epochs), the targets are at least 93.5 % test accuracy in at most 20
+# minutes of training on a Colab T4 and 5 minutes on an A100. **These GPU figures are targets, not
+# measurements**: the arithmetic is in section 5 and in the README; the training cell prints the
+# real time on the card at hand.
 
 # %% [markdown]
 # As in every notebook, the first cell picks the device and the profile and prints the versions.
@@ -32,44 +32,54 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import HTML, display
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegressionCV
 from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, confusion_matrix, f1_score
 from transformers import AutoTokenizer
 
-from helpers.batching import length_grouped_batches, pad_batch, padding_efficiency, training_batches
+from helpers.baseline import C_GRID, tfidf_baseline
+from helpers.batching import length_grouped_batches, pad_batch, padding_efficiency
 from helpers.classification import (
     BertForReviewClassification,
     classification_loss,
     classify_reviews,
     encode,
+    fine_tune,
+    new_classifier,
     predict_probabilities,
 )
-from helpers.data import LABEL_NAMES, load_reviews
-from helpers.measure import peak_tflops, training_flops_per_token
+from helpers.data import LABEL_NAMES, load_reviews, validation_split
+from helpers.device import autocast
+from helpers.measure import alternating_medians, peak_tflops, training_flops_per_token
 from helpers.models import adapted_encoder_dir, classifier_dir, load_pretrained, save_atomically
 from helpers.plotting import LiveCurve, show_heatmaps
 from helpers.profile import work_dir
 from helpers.session import print_summary, start_notebook
-from helpers.training import TrainConfig, Trainer, data_fingerprint
+from helpers.training import data_fingerprint
 
 session = start_notebook()
 profile, device = session.profile, session.device
 
 # %% [markdown]
-# ## 1. The task and the yardstick
+# ## 1. The task, three splits, and the yardstick
 #
 # Each review is labelled positive or negative. At the `cpu` profile the 5,000-review sample is
 # split 80/20, stratified by label, with the profile's seed; at the `gpu` profile IMDB's own 25,000
 # training and 25,000 test reviews are used. Both classes are (almost exactly) equally frequent,
 # so accuracy is a fair score and always guessing one class scores 50 %.
+#
+# A third split matters as much as the other two. Every choice this notebook makes (the
+# baseline's regularisation, the number of tokens, the learning rate, the epochs) is made on
+# **validation reviews carved out of the training reviews**, never on the test reviews: a setting
+# picked because it scored well on the test reviews has been fitted to them, and its test score
+# overstates what a new review will see. The test reviews are scored once, at the end.
 
 # %%
 splits = load_reviews(profile)
-train_texts, train_labels = list(splits["train"]["text"]), np.array(splits["train"]["label"])
+fit_split, validation = validation_split(splits["train"], profile.validation_fraction, profile.seed)
+train_texts, train_labels = list(fit_split["text"]), np.array(fit_split["label"])
+val_texts, val_labels = list(validation["text"]), np.array(validation["label"])
 test_texts, test_labels = list(splits["test"]["text"]), np.array(splits["test"]["label"])
-print(f"train: {len(train_texts):,} reviews, {train_labels.mean():.1%} positive")
-print(f"test : {len(test_texts):,} reviews, {test_labels.mean():.1%} positive")
+for name, labels in [("train", train_labels), ("validation", val_labels), ("test", test_labels)]:
+    print(f"{name:<10}: {len(labels):,} reviews, {labels.mean():.1%} positive")
 shared = set(train_texts) & set(test_texts)
 print(f"{len(shared)} test review(s) also occur, word for word, in the training split (IMDB has duplicates)")
 
@@ -88,17 +98,20 @@ def interval(accuracy, n):
 
 # %% [markdown]
 # Before any transformer, the baseline it must beat: TF-IDF features of words and word pairs
-# (1-2 grams) and a logistic regression. The regularisation strength is chosen by 5-fold
-# cross-validation **on the training split only**; the test reviews are touched once, to score it.
+# (1-2 grams) and a logistic regression (`helpers.baseline.tfidf_baseline`). It is fitted once per
+# regularisation strength C and keeps the C that scores best **on the validation reviews**; the
+# grid is wide enough that the winner does not sit at its edge (if it did, a better C might lie
+# beyond it).
 
 # %%
 start = time.perf_counter()
-vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
-features_train = vectorizer.fit_transform(train_texts)
-baseline = LogisticRegressionCV(Cs=[1, 3, 10, 30], cv=5, max_iter=2_000).fit(features_train, train_labels)
-baseline_predictions = baseline.predict(vectorizer.transform(test_texts))
+baseline, c_scores = tfidf_baseline(train_texts, train_labels, val_texts, val_labels)
+chosen_c = baseline.named_steps["logistic"].C
+baseline_predictions = baseline.predict(test_texts)
 baseline_accuracy = accuracy_score(test_labels, baseline_predictions)
-print(f"{features_train.shape[1]:,} features, C = {baseline.C_[0]:g} (chosen by cross-validation)")
+print("validation accuracy by C:", ", ".join(f"{c:g}: {score:.1%}" for c, score in c_scores.items()))
+edge = " (at the edge of the grid: widen it)" if chosen_c in (C_GRID[0], C_GRID[-1]) else " (inside the grid)"
+print(f"{len(baseline.named_steps['tfidf'].vocabulary_):,} features, C = {chosen_c:g}{edge}")
 print(f"TF-IDF + logistic regression: {baseline_accuracy:.1%} +- {interval(baseline_accuracy, len(test_texts)):.1%} "
       f"on {len(test_texts):,} test reviews")
 session.expect(baseline_accuracy > 0.8,
@@ -108,15 +121,16 @@ session.expect(baseline_accuracy > 0.8,
 # ## 2. From review to model input
 #
 # Reviews are long: notebook 02 measured a median of about 230 tokens and a long tail. The model
-# reads at most `profile.max_length` tokens (512 at both profiles). Sun et al. (2019) found
-# that keeping the **head and the tail** of a long review beats keeping only its head: reviewers
-# state their verdict at the end. `helpers.classification.encode` keeps the first quarter and the
-# last three quarters of the budget.
+# reads at most `profile.max_length` tokens: 512 at the `gpu` profile, 256 at the `cpu` profile
+# (section 5 says why). Sun et al. (2019) found that keeping the **head and the tail** of a long
+# review beats keeping only its head: reviewers state their verdict at the end.
+# `helpers.classification.encode` keeps the first quarter and the last three quarters of the budget.
 
 # %%
 max_length = profile.max_length
 tokenizer = load_pretrained(AutoTokenizer, profile)
 encoded_train = encode(tokenizer, train_texts, max_length)
+encoded_val = encode(tokenizer, val_texts, max_length)
 encoded_test = encode(tokenizer, test_texts, max_length)
 lengths = [len(ids) for ids in encoded_train]
 rng = np.random.default_rng(profile.seed)  # a random 2,000, not the first: the Hub's splits are sorted by label
@@ -137,27 +151,10 @@ print(f"padding efficiency of length-grouped batches of {profile.batch_size}: "
 # is the same class with one change: it **averages the token vectors** (padding excluded) instead,
 # as Sentence-BERT does (the `cpu` profile's all-MiniLM-L6-v2 was trained to be read that way), and
 # it drops the unused pooler. The classifier layer starts new (random weights): only the encoder is
-# pretrained.
-#
-# We build it twice: from the profile's pretrained model and, if notebook 03 has been run, from
-# the encoder it adapted to movie reviews. On a CPU, attention dropout is switched off (notebook
-# 03 explains why: the fused attention kernel falls back to a slow path with it).
+# pretrained. `helpers.classification.new_classifier` builds it from the profile's pretrained model
+# or from a folder, with the profile's dropout, attention kernel and frozen parts (section 4).
 
 # %%
-model_options = {"num_labels": 2, "id2label": dict(enumerate(LABEL_NAMES)),
-                 "label2id": {name: i for i, name in enumerate(LABEL_NAMES)}}
-if device.type == "cpu":
-    model_options["attention_probs_dropout_prob"] = 0.0
-
-
-def fresh_classifier(source):
-    """Return a classifier whose encoder comes from `source` ("base" or a folder), same head init."""
-    torch.manual_seed(profile.seed)
-    if source == "base":
-        return load_pretrained(BertForReviewClassification, profile, **model_options)
-    return BertForReviewClassification.from_pretrained(source, **model_options)
-
-
 encoder_dir = adapted_encoder_dir(profile)
 sources = {"base": "base"}
 shown = f"<work folder>/{encoder_dir.relative_to(work_dir(profile).parent)}"  # the same on every machine
@@ -166,8 +163,10 @@ if (encoder_dir / "model.safetensors").exists():
     print(f"adapted encoder found: {shown}")
 else:
     print(f"No adapted encoder in {shown}: run notebook 03 first to compare it. Using the base model only.")
-model = fresh_classifier("base")
-print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, pooling: mean over tokens")
+model = new_classifier(profile)
+trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters ({trainable / 1e6:.1f} M trained), "
+      "pooling: mean over tokens")
 
 # %% [markdown]
 # The change is three lines of the model's `forward`. Written out here on a short and a long
@@ -188,62 +187,184 @@ print(f"hidden states {tuple(hidden.shape)} -> mean over {pair['attention_mask']
       f"-> pooled {tuple(pooled.shape)} -> logits {tuple(logits.shape)}: the same as the model's")
 
 # %% [markdown]
-# ## 4. Training
+# ## 4. Where do the seconds go? Profile one step, then pull the levers
 #
-# The loop is notebook 03's, from `helpers.training`: AdamW (fused into one kernel on a GPU),
-# a linear warm-up over 6 % of the steps then linear decay, gradient clipping at norm 1, mixed
-# precision (bf16 on A100/H100 and on CPUs with native bf16, fp16 with loss scaling on a T4),
-# PyTorch's fused scaled-dot-product attention (the default in transformers 5), checkpoints, and
-# Hugging Face Accelerate underneath, so that notebook 05 runs the same code on several processes.
-# Each step takes one length-grouped batch with dynamic padding. If a batch does not fit in GPU
-# memory, the step is retried as 2, then 4, ... micro-batches whose gradients are accumulated, so
-# the optimizer still sees the same batch (a unit test simulates it).
+# Before making training faster, measure it. PyTorch's profiler times every operator of one
+# training step (forward, backward, AdamW). We profile the stock setup, as
+# `BertForSequenceClassification.from_pretrained` gives it: dropout 0.1 on the hidden states and
+# on the attention weights, PyTorch's fused attention (SDPA), every weight trained, AdamW looping
+# over the weight tensors one by one, 512 tokens, bf16 autocast where the CPU has it.
 #
-# **Throughput.** The training cell prints samples and tokens per second. On a GPU it also prints
+# At the `cpu` profile this section runs on the processor at hand; at the `gpu` profile the step
+# is dominated by matrix products in fused kernels and it is skipped (the levers below are CPU
+# levers).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+cpu_levers = profile.name == "cpu"
+if cpu_levers:
+    at_512 = encode(tokenizer, train_texts, 512)
+    by_length = np.argsort([len(ids) for ids in at_512])
+    rows = by_length[int(0.7 * len(by_length)):][:profile.batch_size]  # at the 70th percentile of length
+    batch_512 = pad_batch([at_512[i] for i in rows], tokenizer.pad_token_id, train_labels[rows].tolist())
+    stock = {"num_labels": 2, "attn_implementation": "sdpa"}
+
+    def training_step(options, batch, fused=False, freeze_embeddings=False):
+        """Return a function that runs one training step of a fresh classifier built with `options`."""
+        torch.manual_seed(profile.seed)
+        classifier = load_pretrained(BertForReviewClassification, profile, **options).train()
+        classifier.bert.embeddings.word_embeddings.requires_grad_(not freeze_embeddings)
+        optimizer = torch.optim.AdamW([p for p in classifier.parameters() if p.requires_grad], lr=1e-5,
+                                      fused=fused or None)
+
+        def step():
+            with autocast(device, profile.precision):
+                loss = classification_loss(classifier, batch)
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        return step
+
+    stock_step = training_step(stock, batch_512)
+    stock_step()  # warm-up: AdamW's state, the allocator
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiled:
+        stock_step()
+    table = profiled.key_averages().table(sort_by="self_cpu_time_total", row_limit=8, max_name_column_width=45)
+    print("\n".join(line[:100] for line in table.splitlines()))
+    del stock_step
+else:
+    print("gpu profile: skipped (section 5 prints the share of the card's peak FLOP/s instead)")
+
+# %% [markdown]
+# Read the table from the top. On the 2-core machine that built this notebook the stock step spends
+# most of its time in `copy_` (autocast converting weights and activations between float32 and
+# bf16), in `bmm`, `mul` and `_softmax` (attention computed the slow way, on the full score matrix,
+# because attention dropout keeps SDPA off its fused path), in `bernoulli_` (drawing the dropout
+# masks) and in `mm`/`addmm` (the linear layers: the work we cannot avoid). AdamW's update, one
+# weight tensor at a time, half of them the 11.7 M-parameter token-embedding matrix, comes further
+# down.
+# Each of those points to a lever:
+#
+# 1. **No attention dropout.** With it, SDPA on a CPU leaves its fused path and draws a mask over
+#    the whole T x T attention matrix of every head.
+# 2. **No hidden dropout.** One short epoch of fine-tuning barely overfits; the masks cost time.
+# 3. **Fused AdamW** (`fused=True`, a CPU kernel since PyTorch 2.4): one pass over all weights
+#    instead of a dozen small operations per tensor. The same update, up to rounding.
+# 4. **Frozen token embeddings**: the 30,522 x 384 matrix is half of MiniLM's weights; its gradient
+#    is dense and AdamW updates all of it every step, for the few hundred rows a batch uses.
+# 5. **256 tokens instead of 512**: fewer tokens per review, and attention's cost grows with the
+#    square of the length.
+# 6. **Attention written out ("eager") instead of SDPA**: at 256 tokens and a head size of 32,
+#    PyTorch's CPU flash-attention kernel is slower than two plain matrix products (its backward
+#    recomputes the attention in blocks); at 512 tokens it is the other way round, so this lever
+#    only pays with lever 5.
+#
+# The next cell adds them one at a time and times one step of each setup in turns (median of
+# three, after a warm-up); each line says what its lever bought. All steps train on the same 16
+# reviews, taken at the 70th percentile of length, long enough that cutting them to fewer tokens
+# matters (for the shorter half of the reviews, lever 5 changes nothing). The whole effect on a
+# real run is the training time of section 5.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+if cpu_levers:
+    quiet = {**stock, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+    batch_recipe = pad_batch([encoded_train[i] for i in rows], tokenizer.pad_token_id, train_labels[rows].tolist())
+    setups = {  # each adds one lever to the line above it
+        "stock, 512 tokens": training_step(stock, batch_512),
+        "+ no attention dropout": training_step({**stock, "attention_probs_dropout_prob": 0.0}, batch_512),
+        "+ no hidden dropout": training_step(quiet, batch_512),
+        "+ fused AdamW": training_step(quiet, batch_512, fused=True),
+        "+ frozen token embeddings": training_step(quiet, batch_512, fused=True, freeze_embeddings=True),
+    }
+    if max_length < 512:
+        setups[f"+ {max_length} tokens"] = training_step(quiet, batch_recipe, fused=True, freeze_embeddings=True)
+    if profile.attention_kernel == "eager":
+        setups["+ eager attention"] = training_step({**quiet, "attn_implementation": "eager"}, batch_recipe,
+                                                    fused=True, freeze_embeddings=True)
+    step_seconds = alternating_medians(setups, repeats=3)
+    previous = None
+    for name, seconds in step_seconds.items():
+        bought = f"{previous / seconds:.2f}x" if previous else ""
+        print(f"{name:<28} {seconds:5.2f} s per step {bought:>7}")
+        previous = seconds
+    lever_speedup = step_seconds["stock, 512 tokens"] / seconds  # the last line: the profile's recipe
+    print(f"all levers together: {lever_speedup:.1f}x faster per step")
+    session.expect(lever_speedup > 1.5, "the levers make a training step at least 1.5x faster")
+    del setups
+else:
+    lever_speedup = None
+    print("gpu profile: skipped")
+
+# %% [markdown]
+# ## 5. Training
+#
+# The loop is notebook 03's, from `helpers.training`, called through
+# `helpers.classification.fine_tune`: AdamW (fused into one kernel), a linear warm-up over 6 % of
+# the steps then linear decay, gradient clipping at norm 1, mixed precision (bf16 on A100/H100 and
+# on CPUs with native bf16, fp16 with loss scaling on a T4), checkpoints, and Hugging Face
+# Accelerate underneath, so that notebook 05 runs the same code on several processes. Each step
+# takes one length-grouped batch with dynamic padding. If a batch does not fit in GPU memory, the
+# step is retried as 2, then 4, ... micro-batches whose gradients are accumulated, so the
+# optimizer still sees the same batch (a unit test simulates it).
+#
+# **How the `cpu` recipe was chosen.** On the validation reviews only, one training per setting
+# (`python -m benchmarks.run --only recipe`, table `benchmarks/results/recipe.md`):
+#
+# | candidate (1 epoch, the levers of section 4) | validation loss | validation accuracy | training |
+# | --- | --- | --- | --- |
+# | **256 tokens, lr 1e-4, eager attention** | **0.245** | **91.2 %** | **142 s** |
+# | 256 tokens, lr 2e-4, eager attention | 0.261 | 90.8 % | 156 s |
+# | 384 tokens, lr 1e-4, SDPA | 0.261 | 89.8 % | 239 s |
+# | 512 tokens, lr 1e-4, SDPA | 0.255 | 90.5 % | 322 s |
+#
+# The rule was fixed before the runs: the lowest validation loss (the mean cross-entropy; the
+# accuracy of 400 reviews is uncertain by about +-3 points and cannot separate these candidates)
+# among the settings that train in at most 300 s, the target for this notebook. It picked 256
+# tokens, which was also the fastest. Two epochs do not fit: one takes about 150 s at 256 tokens.
+# What the rule cannot tell is whether the differences are real: one run each, on 400 reviews.
+# The earlier recipe (512 tokens, 2 epochs, no levers) took about 15 minutes to train here.
+#
+# **Throughput on a GPU.** The training cell prints samples and tokens per second; on a GPU also
 # the share of the card's peak it reaches: a forward and backward pass costs about 6 FLOPs per
 # parameter per token (2 forward, 4 backward) plus 12 x layers x length x width for attention's
 # two matrix products (`helpers.measure.training_flops_per_token`). For `bert-base-uncased` (85 M
 # parameters outside the embeddings) at about 300 real tokens per review that is about 0.55 GFLOP
 # per token, 7 PFLOP per epoch of 25,000 reviews padded to 512, and about 4 PFLOP with length-grouped
-# batches: the `gpu` recipe (2 epochs at 512 tokens, batch 32, then the 25,000 test reviews) is
-# about 8.6 PFLOP (`make bench`, table `flops`). A T4 does not reach 40 % of its 65 fp16 TFLOP/s
-# peak: published BERT-base fine-tuning runs sustain 9 to 15 TFLOP/s. At 12 TFLOP/s the recipe takes
-# about 12 minutes (16 at 9), inside the 20-minute target with room for data handling; Sun et al.
-# (2019) report 94.6 % for BERT-base at 512 head+tail tokens, so 93.5 % or more after 2 epochs is
-# plausible. These are estimates from the FLOP count, not measurements on a T4. On an A100 (bf16)
-# the same arithmetic at an assumed 40 % of its 312 TFLOP/s gives about 1 minute. In fp16 the
-# recipe's memory on a T4 has not been measured here; if a batch does not fit, the training loop
-# splits it into 2, 4, ... micro-batches and carries on with the same effective batch.
+# batches: the `gpu` recipe (2 epochs at 512 tokens, batch 32, then the test reviews) is about 8.6
+# PFLOP for 25,000 training reviews (`make bench`, table `flops`), a tenth less with 2,500 of them
+# held out for validation. A T4 does not reach 40 % of its 65 fp16 TFLOP/s peak: published
+# BERT-base fine-tuning runs sustain 9 to 15 TFLOP/s. At 12 TFLOP/s the recipe takes about 11
+# minutes (15 at 9), inside the 20-minute target; Sun et al. (2019) report 94.6 % for BERT-base at
+# 512 head+tail tokens, so 93.5 % or more after 2 epochs is plausible. These are estimates from the
+# FLOP count, not measurements on a T4. On an A100 (bf16) the same arithmetic at an assumed 40 %
+# of its 312 TFLOP/s gives about 1 minute. If a batch does not fit, the training loop splits it
+# into 2, 4, ... micro-batches and carries on with the same effective batch.
 #
-# The curve shows the training loss and the accuracy on a fixed subset of held-out reviews,
-# measured four times per run. We only watch it: nothing is chosen by it, so the final test
-# score stays honest. Re-running this cell after an interruption resumes from the last checkpoint.
+# The curves show the training loss, and the loss and accuracy on the validation reviews, measured
+# four times per run. Re-running this cell after an interruption resumes from the last checkpoint.
 
 # %%
 steps = profile.epochs * math.ceil(len(encoded_train) / profile.batch_size)
-curve_size = min(len(encoded_test), 250 if profile.name == "cpu" else 2_000)
-curve_reviews = np.random.default_rng(profile.seed).choice(len(encoded_test), curve_size, replace=False)
-batches = training_batches(encoded_train, train_labels.tolist(), profile.batch_size, tokenizer.pad_token_id,
-                           seed=profile.seed)
 non_embedding = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
 flops_per_token = training_flops_per_token(non_embedding, model.config.num_hidden_layers,
                                            model.config.hidden_size, float(np.mean(lengths)))
 peak = peak_tflops(torch.cuda.get_device_name()) if device.type == "cuda" else None
 
 
-def curve_accuracy(model):
-    probabilities = predict_probabilities(model, [encoded_test[i] for i in curve_reviews], tokenizer.pad_token_id,
-                                          precision=profile.precision)
-    return {"accuracy": float(np.mean((probabilities > 0.5) == test_labels[curve_reviews]))}
+def validation_scores(model):
+    """Return the validation reviews' mean cross-entropy and accuracy (what the curves show)."""
+    probabilities = predict_probabilities(model, encoded_val, tokenizer.pad_token_id, precision=profile.precision)
+    p_true = np.where(val_labels == 1, probabilities, 1 - probabilities)
+    return {"validation_loss": float(-np.log(np.clip(p_true, 1e-7, 1)).mean()),
+            "accuracy": float(np.mean((probabilities > 0.5) == val_labels))}
 
 
-def fine_tune(model, name):
-    """Fine-tune `model` with the profile's settings; checkpoints under the work folder's 04_<name>."""
-    config = TrainConfig(steps=steps, learning_rate=profile.learning_rate, precision=profile.precision,
-                         seed=profile.seed, log_every=max(1, steps // 20), checkpoint_every=max(1, steps // 4),
-                         eval_every=max(1, steps // 4))
+def train(model, name):
+    """Fine-tune `model` with the profile's recipe; checkpoints under the work folder's 04_<name>."""
     curve = LiveCurve(f"fine-tuning from the {name} encoder", right="accuracy",
-                      right_label=f"held-out accuracy ({curve_size} reviews)")
+                      right_label=f"validation accuracy ({len(val_labels)} reviews)",
+                      left_also="validation_loss", left_also_label="validation loss")
 
     def report(history):
         curve(history)
@@ -253,17 +374,17 @@ def fine_tune(model, name):
         if peak:
             line += f", {flops_per_token * last['tokens_per_second'] / (peak * 1e12):.0%} of peak FLOP/s"
         if "accuracy" in last:
-            line += f", held-out accuracy {last['accuracy']:.1%}"
+            line += f", validation loss {last['validation_loss']:.3f}, accuracy {last['accuracy']:.1%}"
         print(line + f", {last['seconds']:.0f} s", flush=True)
 
     # a checkpoint is resumed only by the same run: same settings, starting model, reviews and tokens
     identity = {"data": data_fingerprint(encoded_train, train_labels.tolist()), "max_length": max_length,
                 "model_revision": profile.model_revision}
-    trainer = Trainer(model, classification_loss, config, checkpoint_dir=work_dir(profile) / f"04_{name}",
-                      identity=identity)
-    history = trainer.fit(batches, evaluate=curve_accuracy, on_log=report)
-    print(f"{name}: {steps} steps ({profile.epochs} epoch(s)) in {history[-1]['seconds'] / 60:.1f} min on {device}")
-    return trainer.accelerator.unwrap_model(trainer.model), history
+    trained, history = fine_tune(model, encoded_train, train_labels, tokenizer.pad_token_id, profile,
+                                 evaluate=validation_scores, on_log=report,
+                                 checkpoint_dir=work_dir(profile) / f"04_{name}", identity=identity)
+    print(f"{name}: {steps} steps ({profile.epochs} epoch(s)) in {history[-1]['seconds']:.0f} s on {device}")
+    return trained, history
 
 
 # %% [markdown]
@@ -271,12 +392,12 @@ def fine_tune(model, name):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-model, history = fine_tune(model, "base")
+model, history = train(model, "base")
 
 # %% [markdown]
-# ## 5. Evaluation
+# ## 6. Evaluation
 #
-# All held-out reviews, scored once. Accuracy with its 95 % interval, F1 for the positive class,
+# All test reviews, scored once. Accuracy with its 95 % interval, F1 for the positive class,
 # and the confusion matrix: which mistakes does the model make?
 
 # %%
@@ -299,17 +420,58 @@ probabilities = evaluate(model, "base")
 figure, axis = plt.subplots(figsize=(4.2, 3.6), layout="constrained")
 ConfusionMatrixDisplay(confusion_matrix(test_labels, scores["base"]["predictions"]),
                        display_labels=LABEL_NAMES).plot(ax=axis, colorbar=False, cmap="Blues")
-axis.set(title="base encoder: held-out reviews", xlabel="predicted label", ylabel="true label")
+axis.set(title="base encoder: test reviews", xlabel="predicted label", ylabel="true label")
 plt.show()
 
 # %% [markdown]
+# ### Where does the transformer win? Accuracy by review length
+#
+# The two models read reviews differently: TF-IDF counts every word of a review however long it
+# is; the transformer reads at most `max_length` tokens, but in context. We sort the test reviews
+# into four equal groups by their full length in tokens (quartiles, before truncation) and score
+# both models in each.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+test_lengths = np.array([len(ids) + 2 for ids in tokenizer(test_texts, add_special_tokens=False)["input_ids"]])
+edges = np.quantile(test_lengths, [0, 0.25, 0.5, 0.75, 1])
+quartile = np.clip(np.searchsorted(edges, test_lengths, side="right") - 1, 0, 3)
+by_length = {"transformer (base)": scores["base"]["predictions"], "TF-IDF baseline": baseline_predictions}
+figure, axis = plt.subplots(figsize=(7, 3.6), layout="constrained")
+quartile_accuracy = {}
+for offset, (name, predictions) in zip((-0.2, 0.2), by_length.items()):
+    quartile_accuracy[name] = [np.mean(predictions[quartile == q] == test_labels[quartile == q]) for q in range(4)]
+    axis.bar(np.arange(4) + offset, quartile_accuracy[name], width=0.4, label=name)
+    print(f"{name:<19}", "  ".join(f"{a:.1%}" for a in quartile_accuracy[name]))
+ranges = [f"{edges[q]:.0f}-{edges[q + 1]:.0f}" for q in range(4)]
+axis.set(title="test accuracy by review length", xlabel="review length (tokens, quartiles of the test reviews)",
+         ylabel="accuracy", xticks=range(4), xticklabels=ranges, ylim=(0.5, 1))
+axis.legend(loc="lower left")
+plt.show()
+cut = [np.mean(test_lengths[quartile == q] > max_length) for q in range(4)]
+print("share cut to", max_length, "tokens:", "  ".join(f"{c:.0%}" for c in cut))
+margins = np.subtract(*quartile_accuracy.values())  # transformer minus TF-IDF, per quartile
+noise = interval(0.88, len(test_labels) // 4)
+print(f"reviews per quartile: {np.bincount(quartile).tolist()}; a quartile's accuracy is uncertain by about "
+      f"+-{noise:.0%}")
+print(f"transformer minus TF-IDF by quartile: {'  '.join(f'{m * 100:+.1f}' for m in margins)} points; largest in "
+      f"quartile {margins.argmax() + 1} ({ranges[margins.argmax()]} tokens), smallest in quartile "
+      f"{margins.argmin() + 1} ({ranges[margins.argmin()]} tokens)")
+
+# %% [markdown]
+# The last line says where the transformer gains most over the bag of words, and the one before it
+# how much of each quartile it read only in part. Read the margins against the noise: a quartile
+# holds about 250 reviews, so its accuracy is uncertain by about 4 points, and the difference of
+# two models on the same reviews by a little less. A margin that grows with length would say the
+# transformer's reading in context pays most where there is most to read, despite the truncation;
+# margins within the noise say the data cannot tell, and that is the honest reading at this size.
+#
 # ### The reviews it gets most confidently wrong
 #
 # Below, the three wrong predictions with the highest confidence. Each token is coloured by how
-# much it pushed the model towards its (wrong) answer: the gradient of the predicted class's score
-# with respect to the token's embedding, multiplied by the embedding (*gradient x input*). Green
-# pushed towards "positive", red towards "negative". It is a rough guide to what the model
-# looked at, not a proof.
+# much it pushed the model towards "positive" (green) or "negative" (red): the gradient of the
+# positive-minus-negative logit with respect to the token's embedding, multiplied by the embedding
+# (*gradient x input*). It is a rough guide to what the model looked at, not a proof.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -344,7 +506,8 @@ for index in wrong[np.argsort(-confidence)][:3]:
 # ### Attention of the trained model on one review
 #
 # The fused attention kernel returns no attention weights; we switch this model to the eager
-# implementation for one short review and draw the last layer's attention, averaged over heads.
+# implementation for one short review (if it is not already using it) and draw the last layer's
+# attention, averaged over heads.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -353,7 +516,7 @@ ids = tokenizer(short)["input_ids"]
 model.set_attn_implementation("eager")
 with torch.no_grad():
     outputs = model.bert(input_ids=torch.tensor([ids], device=device), output_attentions=True)
-model.set_attn_implementation("sdpa")
+model.set_attn_implementation(profile.attention_kernel)
 tokens = tokenizer.convert_ids_to_tokens(ids)
 last_layer = outputs.attentions[-1][0].mean(dim=0)  # (T, T): averaged over heads
 show_heatmaps([last_layer], ["last layer, mean of heads"], row_labels=tokens, col_labels=tokens, ncols=1,
@@ -362,7 +525,7 @@ plt.show()
 print("P(positive) =", f"{predict_probabilities(model, [ids], tokenizer.pad_token_id)[0]:.3f}")
 
 # %% [markdown]
-# ## 6. From the adapted encoder
+# ## 7. From the adapted encoder
 #
 # The same training from the encoder notebook 03 adapted to movie reviews (if it was found). Same
 # data, same order, same classifier initialisation: only the encoder's starting weights differ.
@@ -370,21 +533,20 @@ print("P(positive) =", f"{predict_probabilities(model, [ids], tokenizer.pad_toke
 # %%
 # NBVAL_IGNORE_OUTPUT
 if "adapted" in sources:
-    adapted_model, adapted_history = fine_tune(fresh_classifier(sources["adapted"]), "adapted")
+    adapted_model, adapted_history = train(new_classifier(profile, sources["adapted"]), "adapted")
     evaluate(adapted_model, "adapted")
 else:
     adapted_model, adapted_history = None, None
     print("skipped: no adapted encoder (run notebook 03 first)")
 
 # %% [markdown]
-# ## 7. Does it beat the baseline?
+# ## 8. Does it beat the baseline? One run, then several seeds
 #
 # The models and the baseline were scored on the same reviews, so we can compare them review by
 # review: McNemar's test counts the reviews one gets right and the other wrong, and asks how likely
 # so lopsided a split would be if both were equally good. *The* classifier of this notebook, the one
-# that must beat the baseline and is saved for notebook 05, is the one from the base encoder, fixed
-# before looking at any score: picking whichever of the two scored higher on these reviews would
-# tune on the test set.
+# saved for notebook 05, is the one from the base encoder, fixed before looking at any score:
+# picking whichever of the two scored higher on these reviews would tune on the test set.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -395,29 +557,42 @@ for name, score in scores.items():
     only_model, only_baseline = int(np.sum(right & ~baseline_right)), int(np.sum(~right & baseline_right))
     print(f"{name:<8} {score['accuracy'] - baseline_accuracy:+.1%} over the baseline; right where the baseline is "
           f"wrong: {only_model}, the reverse: {only_baseline}, McNemar p = {mcnemar_p(only_model, only_baseline):.3f}")
-session.expect(scores["base"]["accuracy"] > baseline_accuracy, "the transformer beats the TF-IDF baseline")
 
 # %% [markdown]
-# The learning curves of both runs, side by side:
+# One run is one draw. Its seed fixes the classifier's initial weights and the order of the
+# batches, and a different seed moves the test accuracy by about a point: as much as the margins
+# above. So the same recipe was trained over several seeds, from both encoders, beside the same
+# baseline on the same split (`make bench`, table `benchmarks/results/seeds.md`; the numbers below
+# are that table's, from the 2-core reference machine):
+#
+# {{SEEDS_TABLE}}
+#
+# What this supports, and what it does not: {{SEEDS_CLAIM}}
+
+# %% [markdown]
+# The learning curves of both runs, side by side: training loss, validation loss and validation
+# accuracy.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 figure, axes = plt.subplots(1, 2, figsize=(10, 3.6), layout="constrained")
-for name, run in [("base", history), ("adapted", adapted_history)]:
+for colour, (name, run) in zip(("C0", "C1"), [("base", history), ("adapted", adapted_history)]):
     if run is None:
         continue
-    axes[0].plot([h["step"] for h in run], [h["loss"] for h in run], marker=".", label=name)
     measured = [h for h in run if "accuracy" in h]
-    axes[1].plot([h["step"] for h in measured], [h["accuracy"] for h in measured], "o-", label=name)
-axes[1].axhline(baseline_accuracy, color="grey", linestyle="--", label="TF-IDF baseline (all held-out)")
-axes[0].set(title="training loss", xlabel="optimizer step", ylabel="cross-entropy (nats)")
-axes[1].set(title=f"held-out accuracy ({curve_size} reviews)", xlabel="optimizer step", ylabel="accuracy")
+    axes[0].plot([h["step"] for h in run], [h["loss"] for h in run], ".-", color=colour, label=f"{name}: training")
+    axes[0].plot([h["step"] for h in measured], [h["validation_loss"] for h in measured], "s--", color=colour,
+                 label=f"{name}: validation")
+    axes[1].plot([h["step"] for h in measured], [h["accuracy"] for h in measured], "o-", color=colour, label=name)
+axes[1].axhline(c_scores[chosen_c], color="grey", linestyle="--", label="TF-IDF baseline")
+axes[0].set(title="loss", xlabel="optimizer step", ylabel="cross-entropy (nats)")
+axes[1].set(title=f"validation accuracy ({len(val_labels)} reviews)", xlabel="optimizer step", ylabel="accuracy")
 for axis in axes:
-    axis.legend()
+    axis.legend(fontsize="small")
 plt.show()
 
 # %% [markdown]
-# ## 8. Inference
+# ## 9. Inference
 #
 # A small function classifies new reviews in batches and returns each label with its probability:
 # `helpers.classification.classify_reviews` encodes with the same head+tail truncation, sorts the
@@ -448,7 +623,7 @@ assert np.array_equal(again, before)
 print(f"saved to {saved_to}; reloaded predictions identical on 64 reviews")
 
 # %% [markdown]
-# ## 9. The same training with the `Trainer` API
+# ## 10. The same training with the `Trainer` API
 #
 # For readers who will use Hugging Face's `Trainer`: the same model, data and settings. Its
 # `train_sampling_strategy="group_by_length"` is our length-grouped batching (in transformers 5;
@@ -475,21 +650,22 @@ with tempfile.TemporaryDirectory() as output_dir:
     )
     train_rows = [{"input_ids": ids, "attention_mask": [1] * len(ids), "labels": int(label)}
                   for ids, label in zip(encoded_train, train_labels)]
-    hf_trainer = HFTrainer(model=fresh_classifier("base"), args=arguments, train_dataset=train_rows,
+    hf_trainer = HFTrainer(model=new_classifier(profile), args=arguments, train_dataset=train_rows,
                            data_collator=DataCollatorWithPadding(tokenizer))
     result = hf_trainer.train()
 print(f"Trainer: 10 steps in {result.metrics['train_runtime']:.1f} s, mean loss {result.training_loss:.3f}")
 del hf_trainer
 
 # %% [markdown]
-# ## 10. Exercises
+# ## 11. Exercises
 #
 # **Exercise 1.** Which word pairs does the baseline rely on? List the ten features with the most
 # positive and the ten with the most negative weights of the logistic regression.
 
 # %% tags=["solution"]
+vectorizer, logistic = baseline.named_steps["tfidf"], baseline.named_steps["logistic"]
 names = vectorizer.get_feature_names_out()
-weights = baseline.coef_[0]
+weights = logistic.coef_[0]
 print("most positive:", ", ".join(names[np.argsort(-weights)[:10]]))
 print("most negative:", ", ".join(names[np.argsort(weights)[:10]]))
 assert weights[vectorizer.vocabulary_["great"]] > 0 > weights[vectorizer.vocabulary_["worst"]]
@@ -529,25 +705,35 @@ tricky = [
     "Great actors, great director, great budget: what a waste.",
     "Not once did I look at my watch.",
 ]
-baseline_says = baseline.predict_proba(vectorizer.transform(tricky))[:, 1]
+baseline_says = baseline.predict_proba(tricky)[:, 1]
 model_says = classify_reviews(classifier, tokenizer, tricky, max_length)
 for review, p_baseline, (label, probability) in zip(tricky, baseline_says, model_says):
     print(f"baseline P(positive) {p_baseline:.2f} | classifier {label} {probability:.2f} | {review}")
 
 # %% [markdown]
+# Read the answers above with the words each model sees. For the bag of words the first review
+# holds "hate" and "bad", the second "great" three times, the third "not" and "watch": it can only
+# add up word weights, so negation and sarcasm are out of its reach by construction. The
+# transformer *can* read "not bad at all" as one phrase, but only if its training reviews taught
+# it to: a few thousand reviews hold few negated phrases, and "bad" weighs heavily in all the
+# others, so a confident wrong answer on the first review is what one should expect of a model
+# this size trained this briefly. A fair test of negation needs many such sentences written from
+# templates, scored for both models (the CheckList method of Ribeiro et al., 2020), not three;
+# three examples show the failure, they do not measure it.
+
+# %% [markdown]
 # ## Summary
 #
-# A small encoder, 512 tokens with head+tail truncation, length-grouped batches and a short
-# schedule beat a well-tuned TF-IDF baseline on the same held-out reviews; with 1,000 reviews the
-# margin comes with an interval and a test. The classifier waits in the work folder for notebook
-# 05. The line below is what CI records for this notebook.
+# {{SUMMARY_SENTENCE}} The classifier waits in the work folder for notebook 05. The line below is
+# what CI records for this notebook.
 
 # %%
 summary = print_summary(
     session, notebook="04_imdb_classification",
     accuracy=round(scores["base"]["accuracy"], 4), f1=round(scores["base"]["f1"], 4),
-    baseline_accuracy=round(baseline_accuracy, 4), test_size=len(test_labels),
-    train_seconds=round(history[-1]["seconds"], 1),
+    baseline_accuracy=round(baseline_accuracy, 4), baseline_c=chosen_c, test_size=len(test_labels),
+    validation_size=len(val_labels), max_length=max_length, train_seconds=round(history[-1]["seconds"], 1),
     adapted_encoder_accuracy=round(scores["adapted"]["accuracy"], 4) if "adapted" in scores else None,
     samples_per_second=round(history[-1]["samples_per_second"], 1),
+    lever_speedup=round(lever_speedup, 2) if lever_speedup else None,
 )

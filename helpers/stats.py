@@ -1,0 +1,54 @@
+"""How sure is a comparison? Intervals of an accuracy, McNemar's paired test, and summaries over seeds.
+
+Introduced in notebook 04 (one run against a baseline on the same reviews); `benchmarks/seeds.py`
+repeats the training over several seeds and summarises the runs with `over_seeds`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def accuracy_interval(accuracy: float, n: int) -> float:
+    """Return the half-width of the normal-approximation 95 % confidence interval of an accuracy on `n` items."""
+    return 1.96 * math.sqrt(accuracy * (1 - accuracy) / n)
+
+
+def mcnemar_p(only_a: int, only_b: int) -> float:
+    """Return the exact two-sided McNemar p-value of two models scored on the same items.
+
+    `only_a` items only model A gets right, `only_b` only model B: if both were equally good, each
+    such item would be a fair coin flip.
+    """
+    n, k = only_a + only_b, min(only_a, only_b)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2**n) if n else 1.0
+
+
+def disagreements(right_a: np.ndarray, right_b: np.ndarray) -> tuple[int, int]:
+    """Return (items only A gets right, items only B gets right) from two boolean arrays of correctness."""
+    right_a, right_b = np.asarray(right_a, dtype=bool), np.asarray(right_b, dtype=bool)
+    return int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
+
+
+def over_seeds(a: Sequence[float], b: Sequence[float]) -> dict:
+    """Summarise paired scores of two recipes over the same seeds: means, spreads, mean difference, paired t-test.
+
+    The 95 % interval of the mean difference uses Student's t with n - 1 degrees of freedom; with
+    3 seeds it is wide, and says so.
+    """
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) != len(b) or len(a) < 2:
+        raise ValueError(f"Paired scores need the same seeds on both sides, at least 2 (got {len(a)} and {len(b)}).")
+    difference = a - b
+    spread = difference.std(ddof=1)
+    half_width = stats.t.ppf(0.975, len(a) - 1) * spread / math.sqrt(len(a))
+    p = float(stats.ttest_rel(a, b).pvalue) if spread > 0 else (1.0 if difference.mean() == 0 else 0.0)
+    return {"mean_a": float(a.mean()), "std_a": float(a.std(ddof=1)), "mean_b": float(b.mean()),
+            "std_b": float(b.std(ddof=1)), "mean_difference": float(difference.mean()),
+            "interval": (float(difference.mean() - half_width), float(difference.mean() + half_width)),
+            "paired_t_p": p, "a_wins": int(np.sum(difference > 0)), "n": len(a)}
