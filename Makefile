@@ -35,7 +35,7 @@ help:
 	@echo "make slow       the tests that launch processes or run every benchmark at its smallest size"
 	@echo "make colab      unit tests + the gpu profile's code path on a tiny model, with Colab's versions"
 	@echo "make notebooks  rebuild notebooks/*.ipynb from notebooks/src with a fresh cpu run (NB=03 for one)"
-	@echo "make bench      every benchmark on this machine: benchmarks/results/*.md and summary.json (~15 min, 2 cores)"
+	@echo "make bench      every benchmark on this machine: benchmarks/results/*.md and summary.json (~45 min, 2 cores)"
 	@echo "make lint       ruff over helpers/, tests/, benchmarks/ and notebooks/ (sources and builder)"
 
 $(STAMP): requirements.txt pyproject.toml

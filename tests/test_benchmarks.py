@@ -78,3 +78,18 @@ def test_seeds_table_pairs_base_and_adapted_runs_and_reads_its_goals(smallest):
     assert "a stand-in" in (out / "seeds.md").read_text(), "the smallest size says its encoder is not notebook 03's"
     assert set(results["recipe_candidates"]) and all(0 <= c["validation_accuracy"] <= 1
                                                      for c in results["recipe_candidates"].values())
+
+
+def test_notebook_04_and_the_readme_cite_the_committed_seeds_table():
+    """The seeds table is the evidence notebook 04's prose and the README rest on: the numbers must be its own."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    results = json.loads((root / "benchmarks" / "results" / "summary.json").read_text())["results"]
+    source = (root / "notebooks" / "src" / "04_imdb_classification.py").read_text()
+    readme = (root / "README.md").read_text()
+    cited = [f"{results['base_accuracy_mean']:.2f} %", f"{results['adapted_accuracy_mean']:.2f} %",
+             f"{results['tfidf_accuracy'] * 100:.2f} %", f"p = {results['base_vs_adapted_paired_t_p']:.2f}"]
+    for text in cited:
+        assert text in source and text in readme, text
+    assert f"C = {results['tfidf_c']:g}" in source

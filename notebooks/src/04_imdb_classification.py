@@ -13,7 +13,11 @@
 # profile's pretrained model, and from the encoder notebook 03 adapted to movie reviews.
 #
 # **What you need.** Reading: about 30 minutes. Running at the `cpu` profile (3,600 training,
-# 400 validation and 1,000 test reviews of the sample, 256 tokens per review): {{RUN_TIME_04}}
+# 400 validation and 1,000 test reviews of the sample, 256 tokens per review): about 10 minutes on
+# 2 cores, most of it two trainings of about 2.5 minutes each (plus their validation curves and
+# test scoring) and a minute of speed measurements; the earlier recipe at 512 tokens and 2 epochs
+# took 34 minutes. Memory was not re-measured for this build (the 512-token build peaked at
+# 9.4 GB; 256 tokens need less).
 # At the `gpu` profile (`bert-base-uncased`, 22,500 training and 2,500 validation reviews of IMDB's
 # 25,000, 512 tokens, 2 epochs), the targets are at least 93.5 % test accuracy in at most 20
 # minutes of training on a Colab T4 and 5 minutes on an A100. **These GPU figures are targets, not
@@ -99,9 +103,10 @@ def interval(accuracy, n):
 # %% [markdown]
 # Before any transformer, the baseline it must beat: TF-IDF features of words and word pairs
 # (1-2 grams) and a logistic regression (`helpers.baseline.tfidf_baseline`). It is fitted once per
-# regularisation strength C and keeps the C that scores best **on the validation reviews**; the
-# grid is wide enough that the winner does not sit at its edge (if it did, a better C might lie
-# beyond it).
+# regularisation strength C, from 0.3 to 300, and keeps the C that scores best **on the validation
+# reviews**. If the winner sits at an end of the grid, a better C may lie beyond it; look at the
+# scores by C before widening the grid, though: on 400 validation reviews an accuracy is uncertain
+# by about +-3 points, and scores that differ by less than that are a tie.
 
 # %%
 start = time.perf_counter()
@@ -110,7 +115,7 @@ chosen_c = baseline.named_steps["logistic"].C
 baseline_predictions = baseline.predict(test_texts)
 baseline_accuracy = accuracy_score(test_labels, baseline_predictions)
 print("validation accuracy by C:", ", ".join(f"{c:g}: {score:.1%}" for c, score in c_scores.items()))
-edge = " (at the edge of the grid: widen it)" if chosen_c in (C_GRID[0], C_GRID[-1]) else " (inside the grid)"
+edge = " (an end of the grid)" if chosen_c in (C_GRID[0], C_GRID[-1]) else " (inside the grid)"
 print(f"{len(baseline.named_steps['tfidf'].vocabulary_):,} features, C = {chosen_c:g}{edge}")
 print(f"TF-IDF + logistic regression: {baseline_accuracy:.1%} +- {interval(baseline_accuracy, len(test_texts)):.1%} "
       f"on {len(test_texts):,} test reviews")
@@ -565,9 +570,24 @@ for name, score in scores.items():
 # baseline on the same split (`make bench`, table `benchmarks/results/seeds.md`; the numbers below
 # are that table's, from the 2-core reference machine):
 #
-# {{SEEDS_TABLE}}
+# | test accuracy, 1,000 reviews | mean of 3 seeds | spread (std) | seeds 0, 1, 2 |
+# | --- | --- | --- | --- |
+# | from the base encoder | 86.57 % | 0.32 points | 86.7, 86.2, 86.8 % |
+# | from notebook 03's adapted encoder | 87.03 % | 0.55 points | 87.6, 87.0, 86.5 % |
+# | TF-IDF + logistic regression (C = 300, chosen on the validation reviews) | 88.80 % | none (deterministic) | |
 #
-# What this supports, and what it does not: {{SEEDS_CLAIM}}
+# What this supports, and what it does not. **At the `cpu` profile this recipe does not beat the
+# baseline**: the classifier from the base encoder is 2.2 points behind TF-IDF on average and behind
+# in every seed (McNemar p = 0.08, 0.04 and 0.11 per seed). Starting from notebook 03's adapted
+# encoder scored 0.5 points higher on average, ahead in two seeds of three, but that is within
+# the spread: a paired t-test over the seeds gives p = 0.35, and the 95 % interval of base minus
+# adapted runs from -2.1 to +1.2 points. So adaptation may help a little; three seeds cannot say.
+# The single run printed above is one draw from these distributions; judge it by the table. Where
+# the published margin lives is the `gpu` profile's recipe: BERT-base at 512 tokens scores
+# 93.5-94.6 % on the full IMDB test set against 89-90 % for TF-IDF. A 22.7 M-parameter sentence
+# encoder reading 256 tokens of 3,600 reviews for two and a half minutes is not that; the earlier
+# 15-minute recipe (512 tokens, 2 epochs) scored 88.6-89.1 % in single runs, level with this
+# baseline rather than ahead of it.
 
 # %% [markdown]
 # The learning curves of both runs, side by side: training loss, validation loss and validation
@@ -609,14 +629,16 @@ for review, (label, probability) in zip(new_reviews, classify_reviews(classifier
     print(f"{label:<8} {probability:.3f}  {review}")
 
 # %% [markdown]
-# The classifier is saved (safetensors, atomically) for notebook 05, and reloaded to check that the
-# saved files give exactly the same predictions.
+# The classifier is saved (safetensors, atomically) for notebook 05, and reloaded, with the same
+# attention kernel, to check that the saved files give exactly the same predictions (another
+# kernel adds differences in the last bits).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 saved_to = classifier_dir(profile)
 save_atomically(classifier, tokenizer, saved_to)
-reloaded = BertForReviewClassification.from_pretrained(saved_to).to(device)
+reloaded = BertForReviewClassification.from_pretrained(saved_to, attn_implementation=profile.attention_kernel)
+reloaded = reloaded.to(device)
 again = predict_probabilities(reloaded, encoded_test[:64], tokenizer.pad_token_id, precision=profile.precision)
 before = predict_probabilities(classifier, encoded_test[:64], tokenizer.pad_token_id, precision=profile.precision)
 assert np.array_equal(again, before)
@@ -724,8 +746,13 @@ for review, p_baseline, (label, probability) in zip(tricky, baseline_says, model
 # %% [markdown]
 # ## Summary
 #
-# {{SUMMARY_SENTENCE}} The classifier waits in the work folder for notebook 05. The line below is
-# what CI records for this notebook.
+# A small encoder trained for about two and a half minutes on 2 cores (about 6 times faster than
+# the earlier recipe, through the levers of section 4, at a cost of about 2 points) reaches about
+# 86.6 % on the sample's test reviews over three seeds, about 2 points below a TF-IDF baseline
+# tuned on the same validation reviews; notebook 03's adapted encoder may narrow the gap, within
+# the noise of three seeds. At this scale the honest result is that the baseline wins. The
+# classifier waits in the work folder for notebook 05. The line below is what CI records for this
+# notebook.
 
 # %%
 summary = print_summary(
