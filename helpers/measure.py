@@ -5,10 +5,13 @@ Introduced in notebook 01 (the cost of attention); the benchmarks reuse it.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.multiprocessing.reductions import StorageWeakRef
@@ -104,3 +107,25 @@ def training_flops_per_token(parameters: int, layers: int, d_model: int, seq_len
     (forward and backward). Embedding lookups cost no multiplies: pass non-embedding parameters.
     """
     return 6 * parameters + 12 * layers * seq_len * d_model
+
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Discard what C++ code writes to file descriptor 2 inside the block (the profiler's start/stop lines)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def profile_table(fn: Callable[[], object], rows: int = 8, width: int = 100) -> str:
+    """Run `fn` once under PyTorch's profiler; return its operators by own CPU time, the slowest `rows` first."""
+    with native_stderr_silenced(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as run:
+        fn()
+    table = run.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows, max_name_column_width=45)
+    return "\n".join(line[:width] for line in table.splitlines())

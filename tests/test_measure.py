@@ -52,3 +52,13 @@ def test_candidates_take_turns_and_the_warmup_round_is_dropped():
 ])
 def test_peak_tflops_matches_whole_card_names(name, peak):
     assert peak_tflops(name) == peak
+
+
+def test_profile_table_names_the_operators_and_keeps_the_profilers_native_lines_off_stderr(capfd):
+    from helpers.measure import profile_table
+
+    table = profile_table(lambda: torch.ones(64, 64) @ torch.ones(64, 64), rows=5)
+    assert "aten::" in table and "Self CPU" in table
+    assert max(len(line) for line in table.splitlines()) <= 100
+    captured = capfd.readouterr()
+    assert "profiler_start" not in captured.err and captured.err == "", "stderr in a notebook output breaks nbval"

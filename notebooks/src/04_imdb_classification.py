@@ -52,7 +52,7 @@ from helpers.classification import (
 )
 from helpers.data import LABEL_NAMES, load_reviews, validation_split
 from helpers.device import autocast
-from helpers.measure import alternating_medians, peak_tflops, training_flops_per_token
+from helpers.measure import alternating_medians, peak_tflops, profile_table, training_flops_per_token
 from helpers.models import adapted_encoder_dir, classifier_dir, load_pretrained, save_atomically
 from helpers.plotting import LiveCurve, show_heatmaps
 from helpers.profile import work_dir
@@ -232,22 +232,18 @@ if cpu_levers:
 
     stock_step = training_step(stock, batch_512)
     stock_step()  # warm-up: AdamW's state, the allocator
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiled:
-        stock_step()
-    table = profiled.key_averages().table(sort_by="self_cpu_time_total", row_limit=8, max_name_column_width=45)
-    print("\n".join(line[:100] for line in table.splitlines()))
+    print(profile_table(stock_step))  # helpers.measure: torch.profiler, its native log lines silenced
     del stock_step
 else:
     print("gpu profile: skipped (section 5 prints the share of the card's peak FLOP/s instead)")
 
 # %% [markdown]
-# Read the table from the top. On the 2-core machine that built this notebook the stock step spends
-# most of its time in `copy_` (autocast converting weights and activations between float32 and
-# bf16), in `bmm`, `mul` and `_softmax` (attention computed the slow way, on the full score matrix,
-# because attention dropout keeps SDPA off its fused path), in `bernoulli_` (drawing the dropout
-# masks) and in `mm`/`addmm` (the linear layers: the work we cannot avoid). AdamW's update, one
-# weight tensor at a time, half of them the 11.7 M-parameter token-embedding matrix, comes further
-# down.
+# Read the table from the top. On the 2-core machine that built this notebook the stock step spent
+# about 30 % of its time in `bernoulli_` (drawing dropout masks, the largest over the whole
+# T x T score matrix of every head), about another 30 % in `bmm`, `mul` and `_softmax` (attention
+# computed the slow way, because attention dropout keeps SDPA off its fused path), and only then
+# in `mm`/`addmm` (the linear layers: the work we cannot avoid). AdamW's update, one weight tensor
+# at a time, half of the weights in the 11.7 M-parameter token-embedding matrix, comes further down.
 # Each of those points to a lever:
 #
 # 1. **No attention dropout.** With it, SDPA on a CPU leaves its fused path and draws a mask over
@@ -265,10 +261,15 @@ else:
 #    only pays with lever 5.
 #
 # The next cell adds them one at a time and times one step of each setup in turns (median of
-# three, after a warm-up); each line says what its lever bought. All steps train on the same 16
-# reviews, taken at the 70th percentile of length, long enough that cutting them to fewer tokens
-# matters (for the shorter half of the reviews, lever 5 changes nothing). The whole effect on a
-# real run is the training time of section 5.
+# three, after a warm-up); each line says what its lever bought. Expect levers 1, 2, 5 and 6 to
+# show; levers 3 and 4 are small on this model (a few per cent either way in our runs, 1.03x and
+# 0.95x in one of them, which three timings cannot tell from noise). We keep the fused
+# AdamW because it is the same update, and the frozen embeddings because they spare AdamW's two
+# moments for 11.7 M weights; whether freezing them costs accuracy was not measured on its own.
+# All steps train on the same 16 reviews, taken at the 70th percentile of length, long enough
+# that cutting them to fewer tokens matters (for the shorter half of the reviews, lever 5 changes
+# nothing). The whole effect on a real run is the training time of section 5: about 140 s on the
+# 2-core machine, against 906 s for the earlier recipe (512 tokens, 2 epochs, none of the levers).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -464,12 +465,14 @@ print(f"transformer minus TF-IDF by quartile: {'  '.join(f'{m * 100:+.1f}' for m
       f"{margins.argmin() + 1} ({ranges[margins.argmin()]} tokens)")
 
 # %% [markdown]
-# The last line says where the transformer gains most over the bag of words, and the one before it
-# how much of each quartile it read only in part. Read the margins against the noise: a quartile
+# The last line says where the transformer does best against the bag of words, and the one before
+# it how much of each quartile it read only in part. Read the margins against the noise: a quartile
 # holds about 250 reviews, so its accuracy is uncertain by about 4 points, and the difference of
-# two models on the same reviews by a little less. A margin that grows with length would say the
-# transformer's reading in context pays most where there is most to read, despite the truncation;
-# margins within the noise say the data cannot tell, and that is the honest reading at this size.
+# two models on the same reviews by a little less. In the committed run the transformer trails
+# TF-IDF in every quartile, by about 1 to 2 points on the reviews it reads whole and by 3.6 on the
+# longest quarter, which it reads only in part (256 of up to 1,600 tokens) while TF-IDF counts
+# every word: truncation is the likely price of the short recipe, though each gap is within the
+# noise of one quartile.
 #
 # ### The reviews it gets most confidently wrong
 #
