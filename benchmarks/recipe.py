@@ -19,6 +19,7 @@ from benchmarks.common import Result
 from helpers.classification import encode, fine_tune, new_classifier, predict_probabilities
 from helpers.data import balanced_sample, load_reviews, validation_split
 from helpers.profile import get_profile
+from helpers.stats import accuracy_interval
 
 CANDIDATES = {  # name: the settings that differ from the stock cpu profile's fields
     "256 tokens, lr 1e-4, eager attention": {"max_length": 256, "learning_rate": 1e-4, "attention_kernel": "eager"},
@@ -66,7 +67,7 @@ def run(size: str = "full") -> Result:
                      f"not used), one run each (seed 0), from the base encoder. Every candidate: batch "
                      f"{profile.batch_size}, {profile.precision}, no dropout, token embeddings frozen. A validation "
                      f"accuracy on {len(validation)} reviews is uncertain by about +-"
-                     f"{1.96 * np.sqrt(0.9 * 0.1 / len(validation)):.1%}.", ""]
+                     f"{accuracy_interval(0.9, len(validation)):.1%}.", ""]
     result.table(["candidate (1 epoch)", "validation loss", "validation accuracy", "training s"], rows)
     within = {name: f for name, f in figures.items() if f["train_seconds"] <= TIME_BUDGET}
     best = min(within or figures, key=lambda name: (within or figures)[name]["validation_loss"])
