@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from benchmarks.common import Result
-from helpers.classification import encode, fine_tune, new_classifier, predict_probabilities
+from helpers.classification import encode, fine_tune, held_out_scores, new_classifier
 from helpers.data import balanced_sample, load_reviews, validation_split
 from helpers.profile import get_profile
 from helpers.stats import accuracy_interval
@@ -53,10 +53,9 @@ def run(size: str = "full") -> Result:
         model, _ = fine_tune(new_classifier(candidate), encoded, fit["label"], tokenizer.pad_token_id, candidate,
                              steps=settings["steps"])
         seconds = time.perf_counter() - started
-        probabilities = predict_probabilities(model, encode(tokenizer, validation["text"], candidate.max_length),
-                                              tokenizer.pad_token_id, precision=candidate.precision)
-        accuracy = float(np.mean((probabilities > 0.5) == labels))
-        loss = float(-np.log(np.clip(np.where(labels == 1, probabilities, 1 - probabilities), 1e-7, 1)).mean())
+        scores = held_out_scores(model, encode(tokenizer, validation["text"], candidate.max_length), labels,
+                                 tokenizer.pad_token_id, precision=candidate.precision)
+        loss, accuracy = scores["validation_loss"], scores["accuracy"]
         chosen = all(getattr(profile, k) == v for k, v in CANDIDATES[name].items())
         rows.append([name + (" (the profile's)" if chosen else ""), f"{loss:.3f}", f"{accuracy:.1%}", f"{seconds:.0f}"])
         figures[name] = {"validation_loss": round(loss, 4), "validation_accuracy": round(accuracy, 4),
@@ -71,7 +70,8 @@ def run(size: str = "full") -> Result:
     result.table(["candidate (1 epoch)", "validation loss", "validation accuracy", "training s"], rows)
     within = {name: f for name, f in figures.items() if f["train_seconds"] <= TIME_BUDGET}
     best = min(within or figures, key=lambda name: (within or figures)[name]["validation_loss"])
-    result.lines += [f"The rule, fixed before the runs: the lowest validation loss (the mean cross-entropy, less "
+    result.lines += [f"The rule, written before these runs but after exploratory runs on the same validation "
+                     f"reviews: the lowest validation loss (the mean cross-entropy, less "
                      f"noisy than the accuracy of {len(validation)} reviews) among the candidates that train in "
                      f"at most {TIME_BUDGET} s. It picks: **{best}**.", ""]
     result.figures["recipe_candidates"] = figures

@@ -14,6 +14,7 @@ stops with a sentence when there is none.
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
@@ -44,6 +45,26 @@ def stand_in_encoder(profile) -> Path:
     return folder
 
 
+def train_over_seeds(profile, seeds, encoder_dir: Path, encoded_fit, fit_labels, encoded_test, test_labels,
+                     baseline_right, pad_id: int, steps: int | None) -> list[dict]:
+    """Fine-tune from the base and from the adapted encoder with each seed; score each run on the test reviews."""
+    runs = []
+    for seed in seeds:
+        for encoder in ("base", "adapted"):
+            model = new_classifier(profile, "base" if encoder == "base" else encoder_dir, seed=seed)
+            started = time.perf_counter()
+            model, _ = fine_tune(model, encoded_fit, fit_labels, pad_id, profile, seed=seed, steps=steps)
+            seconds = time.perf_counter() - started
+            probabilities = predict_probabilities(model, encoded_test, pad_id, precision=profile.precision)
+            right = (probabilities > 0.5) == test_labels
+            only_model, only_baseline = disagreements(right, baseline_right)
+            runs.append({"seed": seed, "encoder": encoder, "accuracy": float(right.mean()), "seconds": seconds,
+                         "right": right, "mcnemar_p": mcnemar_p(only_model, only_baseline),
+                         "only_model": only_model, "only_baseline": only_baseline})
+            print(f"  seed {seed}, {encoder}: {right.mean():.1%} in {seconds:.0f} s", flush=True)
+    return runs
+
+
 def run(size: str = "full", encoder_dir: Path | None = None) -> Result:
     from transformers import AutoTokenizer
 
@@ -52,9 +73,10 @@ def run(size: str = "full", encoder_dir: Path | None = None) -> Result:
     settings = SIZES[size]
     profile = get_profile("cpu")
     encoder_dir = Path(encoder_dir or adapted_encoder_dir(profile))
-    origin = f"notebook 03's ({encoder_dir.name} in the work folder)"
+    origin, stand_in = f"notebook 03's ({encoder_dir.name} in the work folder)", None
     if not (encoder_dir / "model.safetensors").is_file() and size == "smallest":
-        encoder_dir, origin = stand_in_encoder(profile), "a stand-in (the base encoder saved again): smallest size"
+        encoder_dir = stand_in = stand_in_encoder(profile)
+        origin = "a stand-in (the base encoder saved again): smallest size"
     if not (encoder_dir / "model.safetensors").is_file():
         raise FileNotFoundError(f"No adapted encoder in {encoder_dir}: run notebook 03 first (make run), "
                                 "or set TUTORIAL_WORKDIR to the work folder that holds it.")
@@ -72,21 +94,12 @@ def run(size: str = "full", encoder_dir: Path | None = None) -> Result:
     tokenizer = load_pretrained(AutoTokenizer, profile)
     encoded_fit = encode(tokenizer, fit["text"], profile.max_length)
     encoded_test = encode(tokenizer, test["text"], profile.max_length)
-    runs = []
-    for seed in settings["seeds"]:
-        for encoder in ("base", "adapted"):
-            model = new_classifier(profile, "base" if encoder == "base" else encoder_dir, seed=seed)
-            started = time.perf_counter()
-            model, history = fine_tune(model, encoded_fit, fit["label"], tokenizer.pad_token_id, profile, seed=seed,
-                                       steps=settings["steps"])
-            seconds = time.perf_counter() - started
-            right = (predict_probabilities(model, encoded_test, tokenizer.pad_token_id,
-                                           precision=profile.precision) > 0.5) == test_labels
-            only_model, only_baseline = disagreements(right, baseline_right)
-            runs.append({"seed": seed, "encoder": encoder, "accuracy": float(right.mean()), "seconds": seconds,
-                         "right": right, "mcnemar_p": mcnemar_p(only_model, only_baseline),
-                         "only_model": only_model, "only_baseline": only_baseline})
-            print(f"  seed {seed}, {encoder}: {right.mean():.1%} in {seconds:.0f} s", flush=True)
+    try:
+        runs = train_over_seeds(profile, settings["seeds"], encoder_dir, encoded_fit, fit["label"], encoded_test,
+                                test_labels, baseline_right, tokenizer.pad_token_id, settings["steps"])
+    finally:
+        if stand_in is not None:
+            shutil.rmtree(stand_in, ignore_errors=True)  # made for this run only
 
     base = [r["accuracy"] for r in runs if r["encoder"] == "base"]
     adapted = [r["accuracy"] for r in runs if r["encoder"] == "adapted"]

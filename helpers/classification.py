@@ -36,15 +36,17 @@ class BertForReviewClassification(BertForSequenceClassification):
         super().__init__(config)
         self.bert.pooler = None
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+    def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 output_attentions: bool | None = None, output_hidden_states: bool | None = None,
-                return_dict: bool | None = None) -> SequenceClassifierOutput:
+                return_dict: bool | None = None, inputs_embeds: torch.Tensor | None = None) -> SequenceClassifierOutput:
         if return_dict is False:
             raise ValueError("BertForReviewClassification always returns a SequenceClassifierOutput (return_dict).")
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
+        if attention_mask is None:  # (B, T): every position is a real token
+            shape = input_ids.shape if inputs_embeds is None else inputs_embeds.shape[:2]
+            attention_mask = torch.ones(shape, dtype=torch.long, device=self.device)
         encoded = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
+                            inputs_embeds=inputs_embeds,  # token vectors instead of ids (notebook 06's gradients)
                             output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         hidden = encoded.last_hidden_state  # (B, T, d_model)
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1): 0 at padding
@@ -95,16 +97,16 @@ def classification_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_probabilities(model: nn.Module, encoded: Sequence[Sequence[int]], pad_id: int,
-                          batch_size: int = 64, precision: str = "fp32") -> np.ndarray:
-    """Return P(positive) for each encoded review, batching reviews of similar length together.
+def predict_logits(model: nn.Module, encoded: Sequence[Sequence[int]], pad_id: int,
+                   batch_size: int = 64, precision: str = "fp32") -> np.ndarray:
+    """Return the (negative, positive) logits of each encoded review, batching reviews of similar length together.
 
     A batch that runs out of memory is retried at half the size, down to one review.
     """
     model.eval()
     device = next(model.parameters()).device
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
-    probabilities = np.empty(len(encoded), dtype=np.float64)
+    found = np.empty((len(encoded), 2), dtype=np.float32)
     start = 0
     while start < len(order):
         chosen = order[start:start + batch_size]
@@ -125,18 +127,37 @@ def predict_probabilities(model: nn.Module, encoded: Sequence[Sequence[int]], pa
             batch_size //= 2
             print(f"Out of memory while scoring: batches of {batch_size} reviews from now on.")
             continue
-        probabilities[chosen] = logits.float().softmax(dim=-1)[:, 1].cpu().numpy()
+        found[chosen] = logits.float().cpu().numpy()
         start += len(chosen)
-    return probabilities
+    return found
+
+
+def predict_probabilities(model: nn.Module, encoded: Sequence[Sequence[int]], pad_id: int,
+                          batch_size: int = 64, precision: str = "fp32") -> np.ndarray:
+    """Return P(positive) for each encoded review (see `predict_logits`)."""
+    logits = torch.from_numpy(predict_logits(model, encoded, pad_id, batch_size, precision))
+    return logits.softmax(dim=-1)[:, 1].numpy().astype(np.float64)
+
+
+def held_out_scores(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Sequence[int], pad_id: int,
+                    precision: str = "fp32") -> dict[str, float]:
+    """Return the mean cross-entropy ("validation_loss") and the accuracy on labelled held-out reviews."""
+    probabilities = predict_probabilities(model, encoded, pad_id, precision=precision)
+    labels = np.asarray(labels)
+    p_true = np.where(labels == 1, probabilities, 1 - probabilities)
+    return {"validation_loss": float(-np.log(np.clip(p_true, 1e-7, 1)).mean()),
+            "accuracy": float(np.mean((probabilities > 0.5) == labels))}
 
 
 def fine_tune(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Sequence[int], pad_id: int, profile,
               seed: int | None = None, steps: int | None = None, evaluate=None, on_log=None,
-              checkpoint_dir: Path | None = None, identity: dict | None = None) -> tuple[nn.Module, list[dict]]:
+              checkpoint_dir: Path | None = None, identity: dict | None = None,
+              loss=classification_loss) -> tuple[nn.Module, list[dict]]:
     """Fine-tune with the profile's recipe (notebook 04); return (the trained model, the training history).
 
     `profile.epochs` passes (or `steps`) of length-grouped batches, AdamW with 6 % warm-up and linear
     decay, mixed precision; `evaluate(model) -> dict` runs four times, `on_log(history)` at each log.
+    `loss(model, batch)` is the cross-entropy against the labels unless given (notebook 06 distils).
     """
     from helpers.training import TrainConfig, Trainer
 
@@ -145,7 +166,7 @@ def fine_tune(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Sequen
     config = TrainConfig(steps=steps, learning_rate=profile.learning_rate, precision=profile.precision, seed=seed,
                          log_every=max(1, steps // 20), checkpoint_every=max(1, steps // 4) if checkpoint_dir else 0,
                          eval_every=max(1, steps // 4) if evaluate else 0)
-    trainer = Trainer(model, classification_loss, config, checkpoint_dir=checkpoint_dir, identity=identity)
+    trainer = Trainer(model, loss, config, checkpoint_dir=checkpoint_dir, identity=identity)
     history = trainer.fit(training_batches(encoded, list(labels), profile.batch_size, pad_id, seed=seed),
                           evaluate=evaluate, on_log=on_log)
     return trainer.accelerator.unwrap_model(trainer.model), history

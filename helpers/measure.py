@@ -72,13 +72,14 @@ class _LiveTensorBytes(TorchDispatchMode):
         return out
 
 
-def peak_tensor_bytes(fn: Callable[[], object]) -> int:
+def peak_tensor_bytes(fn: Callable[[], object], grad: bool = False) -> int:
     """Return the largest number of bytes held at once by tensors that `fn()` allocates.
 
-    Counts every tensor created through PyTorch's operators (the same on CPU and GPU); scratch
-    memory a fused kernel uses internally and frees before returning is not visible here.
+    Counts every tensor created through PyTorch's operators (the same on CPU and GPU), the backward
+    pass's too when `grad` lets `fn` build a graph; scratch memory a fused kernel uses internally
+    and frees before returning is not visible here.
     """
-    with torch.no_grad(), _LiveTensorBytes() as tracker:
+    with torch.set_grad_enabled(grad), _LiveTensorBytes() as tracker:
         result = fn()
         del result
     return tracker.peak

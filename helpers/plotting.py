@@ -104,3 +104,41 @@ class LiveCurve:
         else:
             self.handle.update(fig)
         return fig
+
+
+def show_token_colours(rows: Sequence[tuple[str, Sequence[str], Sequence[float], bool]], width: int = 90,
+                       colour_bar: bool = True) -> Figure:
+    """Draw reviews as tokens on coloured boxes, one panel per (title, tokens, scores, signed) row.
+
+    Signed scores (attributions) go from blue (against positive) to red (for it), centred on 0;
+    unsigned ones (attention) from white to purple. A figure, so that GitHub shows the colours too
+    (it strips the inline styles of HTML outputs). Lines wrap at `width` characters.
+    """
+    import matplotlib as mpl
+
+    layouts = []
+    for _, tokens, _, _ in rows:
+        column, line, places = 0, 0, []
+        for token in tokens:
+            if column and column + len(token) > width:
+                column, line = 0, line + 1
+            places.append((column, line))
+            column += len(token) + 1
+        layouts.append((places, line + 1))
+    heights = [lines * 0.28 + 0.5 for _, lines in layouts]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(11, sum(heights)), squeeze=False,
+                             gridspec_kw={"height_ratios": heights}, layout="constrained")
+    for ax, (title, tokens, scores, signed), (places, lines) in zip(axes[:, 0], rows, layouts):
+        scores = np.asarray(scores, dtype=float)
+        top = float(np.abs(scores).max()) or 1.0
+        colours = mpl.colormaps["RdBu_r"] if signed else mpl.colormaps["Purples"]
+        norm = mpl.colors.Normalize(-top, top) if signed else mpl.colors.Normalize(0, top)
+        for token, score, (column, line) in zip(tokens, scores, places):
+            ax.text(column, line, token, family="monospace", fontsize=9, va="center",
+                    bbox={"boxstyle": "square,pad=0.1", "facecolor": colours(norm(score)), "edgecolor": "none"})
+        ax.set(xlim=(-1, width + 1), ylim=(lines - 0.4, -0.6), title=title)
+        ax.title.set_fontsize(10)
+        ax.axis("off")
+        if colour_bar:
+            fig.colorbar(mpl.cm.ScalarMappable(norm, colours), ax=ax, shrink=0.9, pad=0.01)
+    return fig

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,8 +169,13 @@ def work_dir(profile: Profile) -> Path:
     return folder
 
 
-def describe(profile: Profile) -> str:
-    """Return the profile as aligned `field: value` lines for printing."""
+def describe(profile: Profile, only: Sequence[str] | None = None) -> str:
+    """Return the profile (its name and the fields in `only`, or all) as aligned `field: value` lines."""
     fields = dataclasses.asdict(profile)
+    if only is not None:
+        unknown = sorted(set(only) - set(fields))
+        if unknown:
+            raise ValueError(f"The profile has no field {', '.join(map(repr, unknown))}; it has {', '.join(fields)}.")
+        fields = {key: value for key, value in fields.items() if key == "name" or key in only}
     width = max(map(len, fields))
     return "\n".join(f"{key:<{width}} : {value}" for key, value in fields.items())

@@ -12,6 +12,7 @@ import random
 import sys
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -108,8 +109,12 @@ def use_google_drive(folder: str = "bert-imdb-tutorial", mount_point: str = "/co
     return target
 
 
-def start_notebook(profile: str | None = None, seed: int | None = None, verbose: bool = True) -> Session:
-    """Choose profile and device, seed everything, quiet the libraries and print what was chosen."""
+def start_notebook(profile: str | None = None, seed: int | None = None, verbose: bool = True,
+                   uses: Sequence[str] | None = None) -> Session:
+    """Choose profile and device, seed everything, quiet the libraries and print what was chosen.
+
+    `uses` names the profile fields the notebook reads: only those are printed (all when None).
+    """
     chosen = get_profile(profile)
     # the cpu profile's model is local; its data too, unless the Hub sample is to be downloaded
     quiet_libraries(offline=chosen.name == "cpu" and bool(os.environ.get(DATA_ENV)))
@@ -129,7 +134,9 @@ def start_notebook(profile: str | None = None, seed: int | None = None, verbose:
             print(f"model    : {model} (from {MODEL_ENV})")
         if session.smoke:
             print(f"smoke run: {chosen.scale} of the steps; claims about trained models are reported, not asserted")
-        print(describe(chosen))
+        print(describe(chosen, uses))
+        if uses is not None:
+            print("(this notebook's fields; the whole profile: print(describe(profile)) from helpers.profile)")
     return session
 
 

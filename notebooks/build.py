@@ -39,7 +39,10 @@ RUNS = ROOT / "runs"
 CELL_TIMEOUT_S = 1800
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}  # else Colab opens a CPU
-REQUIRES = {"04": ["03"], "05": ["03", "04"]}  # notebooks that read what an earlier one wrote
+REQUIRES = {"04": ["03"], "05": ["03", "04"], "06": ["03", "04"]}  # notebooks that read what an earlier one wrote
+
+
+SOLUTION_TITLE = "# @title Solution (run it to check; double-click, or Show code, to read it)"
 
 
 def repository_url() -> str:
@@ -95,9 +98,12 @@ def parse_source(text: str) -> list[nbformat.NotebookNode]:
             lines = [re.sub(r"^# ?", "", line) for line in body.splitlines()]
             cell = nbformat.v4.new_markdown_cell("\n".join(lines))
         else:
-            cell = nbformat.v4.new_code_cell(body)
-            if "solution" in tags:
+            if "solution" in tags:  # folded in Jupyter (source_hidden) and on Colab (a form shows its title only)
+                cell = nbformat.v4.new_code_cell(f"{SOLUTION_TITLE}\n{body}")
                 cell.metadata["jupyter"] = {"source_hidden": True}
+                cell.metadata["cellView"] = "form"
+            else:
+                cell = nbformat.v4.new_code_cell(body)
         if tags:
             cell.metadata["tags"] = tags
         cells.append(cell)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -14,7 +16,15 @@ from benchmarks.run import BENCHMARKS, main
 def smallest(tmp_path_factory):
     assert __import__("os").environ.get("TUTORIAL_DATA"), "set TUTORIAL_DATA (make test does)"
     out = tmp_path_factory.mktemp("bench")
-    return main(["--size", "smallest", "--out", str(out)]), out
+    scratch, tempfile.tempdir = tempfile.tempdir, str(tmp_path_factory.mktemp("scratch"))  # what the runs leave
+    try:
+        return main(["--size", "smallest", "--out", str(out)]), out
+    finally:
+        LEFT_BEHIND.extend(Path(tempfile.tempdir).iterdir())
+        tempfile.tempdir = scratch
+
+
+LEFT_BEHIND: list[Path] = []
 
 
 @pytest.mark.slow  # every benchmark at its smallest size: minutes
@@ -76,6 +86,7 @@ def test_seeds_table_pairs_base_and_adapted_runs_and_reads_its_goals(smallest):
     assert results["base_beats_tfidf_seeds"] == beats
     assert {"base_accuracy_mean", "base_beats_tfidf_share", "classifier_train_seconds_max"} <= set(summary["goals"])
     assert "a stand-in" in (out / "seeds.md").read_text(), "the smallest size says its encoder is not notebook 03's"
+    assert not [p for p in LEFT_BEHIND if p.name.startswith("stand-in-encoder-")], "the stand-in encoder is removed"
     assert set(results["recipe_candidates"]) and all(0 <= c["validation_accuracy"] <= 1
                                                      for c in results["recipe_candidates"].values())
 

@@ -27,6 +27,21 @@ def test_views_and_inputs_are_not_counted():
     assert peak_tensor_bytes(lambda: x.t()[:10].unsqueeze(0)) == 0
 
 
+def test_with_grad_the_backward_pass_and_the_kept_activations_are_counted():
+    weight = torch.ones(256, 256, requires_grad=True)  # 256 KiB
+    x = torch.ones(256, 256)
+
+    def forward():
+        return (x @ weight).relu().sum()  # with grad, the activation is kept for the backward pass
+
+    def step():
+        forward().backward()
+
+    assert peak_tensor_bytes(forward) == 2 * 2**18  # the product and its relu, while relu runs
+    assert peak_tensor_bytes(step, grad=True) > peak_tensor_bytes(forward)  # + the backward's gradients
+    assert weight.grad is not None
+
+
 def test_median_seconds_measures_the_call_and_runs_warmup_plus_repeats_times():
     calls = []
 

@@ -31,7 +31,8 @@ def test_parse_source_makes_markdown_code_and_folded_solution_cells():
     cells = builder.parse_source(SOURCE)
     assert [c.cell_type for c in cells] == ["markdown", "markdown", "code", "code"]
     assert cells[0].source == "# Title\n\n{{COLAB_BADGE}}" and cells[2].source == "x = 1"
-    assert cells[3].metadata == {"jupyter": {"source_hidden": True}, "tags": ["solution"]}
+    assert cells[3].metadata == {"jupyter": {"source_hidden": True}, "cellView": "form", "tags": ["solution"]}
+    assert cells[3].source.splitlines()[0] == builder.SOLUTION_TITLE, "Colab folds a form cell below its title"
 
 
 def test_notebook_from_source_inserts_badge_and_colab_cell(tmp_path):

@@ -22,6 +22,9 @@ REQUIRED = {
                                 "lever_speedup"}, 5),
     "05_scaling_and_serving": ({"processes", "max_abs_param_diff_vs_single", "accuracy_fp32", "accuracy_int8",
                                 "latency_ms_fp32", "latency_ms_int8"}, 0),
+    "06_trust_and_distillation": ({"ig_completeness_error", "deletion_drop_attributed", "deletion_drop_random",
+                                   "checklist_failure_rate", "ece_before", "ece_after", "student_accuracy",
+                                   "student_speedup"}, 4),
 }
 
 
@@ -101,3 +104,15 @@ def test_the_committed_runs_were_built_together_as_make_notebooks_builds_them():
     assert summary["test_size"] == 1000, "all 1,000 held-out reviews of the cpu profile"
     assert summary["validation_size"] == 400, "the validation reviews come out of the 4,000 training reviews"
     assert "training a short stand-in" not in committed_text("05_scaling_and_serving"), "build 05 after 04"
+    assert "No classifier from notebook 04" not in committed_text("06_trust_and_distillation"), "build 06 after 04"
+    same_classifier = committed_summary("06_trust_and_distillation")["accuracy"]
+    assert same_classifier == pytest.approx(summary["accuracy"], abs=0.001), "06 examines the classifier 04 saved"
+
+
+@pytest.mark.parametrize("source", SOURCE_FILES, ids=lambda p: p.stem)
+def test_solutions_are_folded_in_jupyter_and_on_colab(source):
+    solutions = [c for c in committed(source).cells if "solution" in c.metadata.get("tags", [])]
+    assert solutions, "every notebook ends with exercises and their solutions"
+    for cell in solutions:
+        assert cell.metadata["jupyter"] == {"source_hidden": True}  # Jupyter and JupyterLab
+        assert cell.metadata["cellView"] == "form" and cell.source.startswith("# @title ")  # Colab

@@ -26,6 +26,15 @@ def test_start_notebook_prints_versions_and_profile_and_seeds(clean_env, capsys)
     assert session.device == pick_device() and session.seed == 3
 
 
+def test_start_notebook_prints_only_the_fields_a_notebook_uses(clean_env, capsys):
+    start_notebook(profile="cpu", uses=("max_length", "seed"))
+    printed = capsys.readouterr().out
+    assert re.search(r"^max_length +: 256$", printed, re.MULTILINE) and re.search(r"^name +: cpu$", printed, re.M)
+    assert "mlm_steps" not in printed and "print(describe(profile))" in printed
+    with pytest.raises(ValueError, match="no field 'max_lenght'"):
+        start_notebook(profile="cpu", uses=("max_lenght",))
+
+
 def test_versions_name_each_library_and_say_when_one_is_missing(monkeypatch):
     monkeypatch.setattr("helpers.session.LIBRARIES", ("torch", "no-such-library-for-the-tutorial"))
     versions = library_versions()

@@ -10,34 +10,37 @@
 # in tokens, what truncation throws away, and how the way we batch reviews decides how much compute
 # is wasted on padding. We end by training a tokenizer of our own on the reviews.
 #
-# **What you need.** A CPU. Measured on 2 cores at the `cpu` profile (5,000 reviews): about
-# 35 seconds and 1.0 GB of memory at the peak (the kernel process, measured with `getrusage`). At the
-# `gpu` profile the proof runs over all 100,000 IMDB texts
+# **What you need.** Reading: about 30 minutes. Running: a CPU. Measured on 2 cores at the `cpu`
+# profile (5,000 reviews): about 35 seconds and 1.0 GB of memory at the peak (the kernel process,
+# measured with `getrusage`). At the `gpu` profile the proof runs over all 100,000 IMDB texts
 # (train, test and unlabelled), which takes roughly 20 times longer on a Colab CPU core (estimated
 # from the per-review rate measured here, not measured on Colab).
 
 # %% [markdown]
-# As in every notebook, the first cell picks the device and the profile and prints the versions.
+# As in every notebook, the first cell picks the device and the profile, and prints the versions and
+# the profile settings this notebook uses.
 
 # %%
 import collections
-import html
 import platform
 import statistics
 import string
 import tempfile
 import time
 import unicodedata
+from pathlib import Path
 
 import matplotlib.pyplot as plt
-from IPython.display import HTML, display
-from transformers import AutoTokenizer
+import pandas as pd
+from datasets import load_dataset
+from transformers import AutoTokenizer, BertModel
 
-from helpers.data import clean_review, load_reviews
+from helpers.data import clean_review, load_reviews, read_local_reviews
 from helpers.models import load_pretrained
+from helpers.plotting import show_token_colours
 from helpers.session import print_summary, start_notebook
 
-session = start_notebook()
+session = start_notebook(uses=("model_id", "max_length", "batch_size", "seed"))
 profile = session.profile
 
 # %% [markdown]
@@ -53,6 +56,39 @@ texts = [text for split in splits.values() for text in split["text"]]
 print({name: split.num_rows for name, split in splits.items()}, "->", f"{len(texts):,} texts")
 for text in splits["train"]["text"][:3]:
     print("-", text[:220].replace("\n", " "), "...")
+
+# %% [markdown]
+# ### Your own reviews: a CSV or TSV file
+#
+# The sample arrives as Parquet, but `helpers.data.read_local_reviews` (what `TUTORIAL_DATA`
+# feeds) also reads `.csv`, `.tsv` and `.jsonl` files with a `text` and a `label` column (labels
+# 0/1 or negative/positive), and an extracted `aclImdb/` folder. The file's suffix decides the
+# delimiter, so a tab-separated file must end in `.tsv`. With `datasets` directly the same file is
+# `load_dataset("csv", data_files=path, delimiter="\t")`: the csv builder takes whatever delimiter
+# it is given, whatever the file's name, which is how a tab-separated file named `.csv` (or a
+# comma-separated one read with `delimiter="\t"`) slips through and comes back as one column.
+# Below, three reviews written as a TSV file and read back both ways, then the same file saved
+# under a `.csv` name, and the error it gets: one sentence that says what to do.
+
+# %%
+with tempfile.TemporaryDirectory() as folder:
+    rows = pd.DataFrame({"text": splits["train"]["text"][:3],
+                         "label": [("negative", "positive")[label] for label in splits["train"]["label"][:3]]})
+    tsv = Path(folder) / "my_reviews.tsv"
+    rows.to_csv(tsv, sep="\t", index=False)
+    mine = read_local_reviews(tsv)
+    print(f"{tsv.name}: {len(mine)} reviews, labels {mine['label'].tolist()}")
+    loaded = load_dataset("csv", data_files=str(tsv), delimiter="\t", split="train")
+    print(f"load_dataset('csv', delimiter='\\t'): columns {loaded.column_names}, {loaded.num_rows} rows")
+    misnamed = Path(folder) / "my_reviews.csv"
+    misnamed.write_bytes(tsv.read_bytes())
+    try:
+        read_local_reviews(misnamed)
+    except ValueError as error:
+        message = str(error)
+    print("a TSV named .csv:", message)
+assert mine["label"].tolist() == list(splits["train"]["label"][:3]) and loaded.column_names == ["text", "label"]
+assert "tab-separated; name it .tsv" in message
 
 # %% [markdown]
 # How long are the reviews, and how many carry HTML? Characters and whitespace-separated words
@@ -282,19 +318,44 @@ print(tokenizer.decode(tokenizer("Café NAÏVE")["input_ids"], skip_special_toke
 
 # %% [markdown]
 # The fast tokenizer also returns, for each token, the span of characters it came from
-# (`return_offsets_mapping=True`). That is how a trained classifier's attention or a wrong
-# prediction can be shown on the original text (notebook 04 does this). Here every token of a
-# review sentence gets its own colour; `##` pieces share a word.
+# (`return_offsets_mapping=True`). That is how an explanation or a wrong prediction can be shown
+# on the original text rather than on word pieces. Here every token of a review sentence is a box
+# holding the characters it came from, shaded in turn, so that the pieces of a split word show as
+# neighbouring boxes. (A figure, not coloured HTML: GitHub strips the colours of HTML outputs.)
 
 # %%
 sentence = texts[0][:160]
 encoding = tokenizer(sentence, return_offsets_mapping=True, add_special_tokens=False)
-colours = ["#fde68a", "#bfdbfe", "#bbf7d0", "#fecaca"]
-spans = []
-for index, (start, end) in enumerate(encoding["offset_mapping"]):
-    spans.append(f'<span style="background:{colours[index % 4]}">{html.escape(sentence[start:end])}</span>')
-print([(tok, sentence[s:e]) for tok, (s, e) in zip(encoding.tokens()[:8], encoding["offset_mapping"][:8])])
-display(HTML(" ".join(spans)))
+pieces = [sentence[start:end] for start, end in encoding["offset_mapping"]]
+print(list(zip(encoding.tokens()[:8], pieces[:8])))
+show_token_colours([("each box: the characters of one token", pieces, [1.0, 0.4] * (len(pieces) // 2 + 1), False)],
+                   colour_bar=False)
+plt.show()
+
+# %% [markdown]
+# ### Words the vocabulary has never seen
+#
+# A question every reader asks: what happens to a word that is not in the vocabulary? With
+# WordPiece, nothing bad: it is split into pieces that are, down to single characters if need be.
+# `[UNK]` is left for characters the vocabulary lacks altogether (an emoji, say). A new word can
+# still deserve a token of its own (a name that matters to your task): `add_tokens` appends it to
+# the tokenizer's vocabulary, and `resize_token_embeddings` gives the model a new embedding row
+# for it, which fine-tuning then learns.
+
+# %%
+for word in ["bollywoodesque", "rewatchability", "🍿"]:
+    print(f"{word!r:>18} -> {tokenizer.tokenize(word)}")
+assert tokenizer.unk_token not in tokenizer.tokenize("bollywoodesque rewatchability")
+extended = load_pretrained(AutoTokenizer, profile)  # a fresh copy: the tokenizer above stays as it is
+extended.add_tokens(["rewatchability"])
+encoder = load_pretrained(BertModel, profile)
+rows_before = encoder.get_input_embeddings().num_embeddings
+encoder.resize_token_embeddings(len(extended))
+print(f"after add_tokens: {extended.tokenize('rewatchability')}; embedding rows {rows_before:,} -> "
+      f"{encoder.get_input_embeddings().num_embeddings:,}")
+assert extended.tokenize("rewatchability") == ["rewatchability"]
+assert encoder.get_input_embeddings().num_embeddings == len(extended) >= rows_before + 1
+del encoder
 
 # %% [markdown]
 # ## 4. Length: how much does truncation throw away?
@@ -374,6 +435,30 @@ bars = ax.bar(["pad to 512", "dynamic padding", "length-grouped"], efficiency.va
               color=["#d62728", "#ff7f0e", "#2ca02c"])
 ax.bar_label(bars, fmt="%.2f")
 ax.set(title="Padding efficiency at 512 tokens, batch 16", ylabel="real tokens / computed tokens", ylim=(0, 1.1))
+plt.show()
+
+# %% [markdown]
+# What the rectangles look like: the first four batches of each kind, one bar per review, its
+# real tokens in blue and its padding in grey.
+
+# %%
+grouped_order = length_grouped_batches(capped, batch_size, seed=0)
+fig, axes = plt.subplots(1, 2, figsize=(11, 5), sharey=True, layout="constrained")
+for ax, (title, order) in zip(axes, [("random batches, dynamic padding", random_order),
+                                     ("length-grouped batches", grouped_order)]):
+    row = 0.0
+    for batch in order[:4]:
+        longest = max(capped[i] for i in batch)
+        for i in batch:
+            ax.barh(row, capped[i], color="C0", height=0.9)
+            ax.barh(row, longest - capped[i], left=capped[i], color="lightgrey", height=0.9)
+            row += 1
+        row += 2  # a gap between batches
+    real = sum(capped[i] for b in order[:4] for i in b)
+    computed = sum(max(capped[i] for i in b) * len(b) for b in order[:4])
+    ax.set(title=f"{title}: {real / computed:.0%} real", xlabel="tokens (blue: review, grey: padding)")
+    ax.set_yticks([])
+ax.invert_yaxis()
 plt.show()
 
 # %% [markdown]
