@@ -106,7 +106,7 @@ class LiveCurve:
         return fig
 
 
-def show_token_colours(rows: Sequence[tuple[str, Sequence[str], Sequence[float], bool]], width: int = 90,
+def show_token_colours(rows: Sequence[tuple[str, Sequence[str], Sequence[float], bool]], width: int = 110,
                        colour_bar: bool = True) -> Figure:
     """Draw reviews as tokens on coloured boxes, one panel per (title, tokens, scores, signed) row.
 
@@ -125,8 +125,11 @@ def show_token_colours(rows: Sequence[tuple[str, Sequence[str], Sequence[float],
             places.append((column, line))
             column += len(token) + 1
         layouts.append((places, line + 1))
-    heights = [lines * 0.28 + 0.5 for _, lines in layouts]
-    fig, axes = plt.subplots(len(rows), 1, figsize=(11, sum(heights)), squeeze=False,
+    figure_width = 11.0
+    font_size = figure_width * 0.92 * 72 / (width + 2) / 0.6  # the axes take ~92 % of the width; a monospace
+    # character is 0.6 of the font size wide
+    heights = [lines * font_size / 32 + 0.5 for _, lines in layouts]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(figure_width, sum(heights)), squeeze=False,
                              gridspec_kw={"height_ratios": heights}, layout="constrained")
     for ax, (title, tokens, scores, signed), (places, lines) in zip(axes[:, 0], rows, layouts):
         scores = np.asarray(scores, dtype=float)
@@ -134,7 +137,10 @@ def show_token_colours(rows: Sequence[tuple[str, Sequence[str], Sequence[float],
         colours = mpl.colormaps["RdBu_r"] if signed else mpl.colormaps["Purples"]
         norm = mpl.colors.Normalize(-top, top) if signed else mpl.colors.Normalize(0, top)
         for token, score, (column, line) in zip(tokens, scores, places):
-            ax.text(column, line, token, family="monospace", fontsize=9, va="center",
+            red, green, blue, _ = colours(norm(score))
+            dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # white letters on a dark box
+            ax.text(column, line, token, family="monospace", fontsize=font_size, va="center",
+                    color="white" if dark else "black",
                     bbox={"boxstyle": "square,pad=0.1", "facecolor": colours(norm(score)), "edgecolor": "none"})
         ax.set(xlim=(-1, width + 1), ylim=(lines - 0.4, -0.6), title=title)
         ax.title.set_fontsize(10)

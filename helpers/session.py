@@ -136,7 +136,7 @@ def start_notebook(profile: str | None = None, seed: int | None = None, verbose:
             print(f"smoke run: {chosen.scale} of the steps; claims about trained models are reported, not asserted")
         print(describe(chosen, uses))
         if uses is not None:
-            print("(this notebook's fields; the whole profile: print(describe(profile)) from helpers.profile)")
+            print("(the settings this notebook reads; all of them: helpers.profile.describe(profile))")
     return session
 
 

@@ -30,7 +30,7 @@ def test_start_notebook_prints_only_the_fields_a_notebook_uses(clean_env, capsys
     start_notebook(profile="cpu", uses=("max_length", "seed"))
     printed = capsys.readouterr().out
     assert re.search(r"^max_length +: 256$", printed, re.MULTILINE) and re.search(r"^name +: cpu$", printed, re.M)
-    assert "mlm_steps" not in printed and "print(describe(profile))" in printed
+    assert "mlm_steps" not in printed and "helpers.profile.describe(profile)" in printed
     with pytest.raises(ValueError, match="no field 'max_lenght'"):
         start_notebook(profile="cpu", uses=("max_lenght",))
 

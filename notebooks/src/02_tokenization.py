@@ -448,10 +448,10 @@ for ax, (title, order) in zip(axes, [("random batches, dynamic padding", random_
                                      ("length-grouped batches", grouped_order)]):
     row = 0.0
     for batch in order[:4]:
-        longest = max(capped[i] for i in batch)
+        padded_to = max(capped[i] for i in batch)
         for i in batch:
             ax.barh(row, capped[i], color="C0", height=0.9)
-            ax.barh(row, longest - capped[i], left=capped[i], color="lightgrey", height=0.9)
+            ax.barh(row, padded_to - capped[i], left=capped[i], color="lightgrey", height=0.9)
             row += 1
         row += 2  # a gap between batches
     real = sum(capped[i] for b in order[:4] for i in b)

@@ -64,7 +64,7 @@ from helpers.models import adapted_encoder_dir, classifier_dir, load_pretrained,
 from helpers.plotting import LiveCurve, show_heatmaps, show_token_colours
 from helpers.profile import work_dir
 from helpers.session import print_summary, start_notebook
-from helpers.training import data_fingerprint
+from helpers.training import TrainConfig, Trainer, data_fingerprint, warmup_then_decay
 
 session = start_notebook(uses=("model_id", "dataset_id", "test_fraction", "validation_fraction", "max_length",
                                "batch_size", "precision", "seed", "epochs", "learning_rate", "dropout",
@@ -112,7 +112,7 @@ def interval(accuracy, n):
 # %% [markdown]
 # Before any transformer, the baseline it must beat: TF-IDF features of words and word pairs
 # (1-2 grams) and a logistic regression (`helpers.baseline.tfidf_baseline`). It is fitted once per
-# regularisation strength C, from 0.3 to 300, and keeps the C that scores best **on the validation
+# regularisation strength C, from 0.3 to 3,000, and keeps the C that scores best **on the validation
 # reviews**. If the winner sits at an end of the grid, a better C may lie beyond it; look at the
 # scores by C before widening the grid, though: on 400 validation reviews an accuracy is uncertain
 # by about +-3 points, and scores that differ by less than that are a tie.
@@ -324,6 +324,51 @@ else:
 # step is retried as 2, then 4, ... micro-batches whose gradients are accumulated, so the
 # optimizer still sees the same batch (a unit test simulates it).
 #
+# Written out, one step of the classification loop is a handful of lines: a batch of reviews,
+# the cross-entropy of the logits against the labels, the backward pass, clipping, an AdamW step
+# and the schedule. Below it runs three steps on three small batches, beside the helper's
+# `Trainer` on the same batches from the same weights, in float64 (notebook 03, section 6, says
+# why float64): the weights they end with must agree.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+def classify_by_hand(model, batches, learning_rate, weight_decay=0.01, max_grad_norm=1.0, warmup_fraction=0.06):
+    """Fine-tune `model` on the list `batches`, one optimizer step each; return the losses."""
+    trained = [p for p in model.parameters() if p.requires_grad]  # frozen token embeddings are left out
+    optimizer = torch.optim.AdamW([{"params": [p for p in trained if p.ndim >= 2], "weight_decay": weight_decay},
+                                   {"params": [p for p in trained if p.ndim < 2], "weight_decay": 0.0}],
+                                  lr=learning_rate)
+    warmup = max(1, round(warmup_fraction * len(batches)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: warmup_then_decay(step, warmup, len(batches)))
+    losses = []
+    model.train()
+    for batch in batches:
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, 2)
+        loss = torch.nn.functional.cross_entropy(logits, batch["labels"])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trained, max_grad_norm)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        losses.append(loss.item())
+    return losses
+
+
+small = [pad_batch([ids[:64] for ids in encoded_train[i:i + 8]], tokenizer.pad_token_id, train_labels[i:i + 8].tolist())
+         for i in range(0, 24, 8)]  # three batches of 8 reviews, cut to 64 tokens to keep this quick
+by_hand, with_helper = new_classifier(profile).double(), new_classifier(profile).double()
+hand_losses = classify_by_hand(by_hand, small, profile.learning_rate)
+check_config = TrainConfig(steps=3, learning_rate=profile.learning_rate, log_every=1)
+helper_history = Trainer(with_helper, classification_loss, check_config).fit(lambda epoch: small)
+worst = max((a - b).abs().max().item() for a, b in zip(by_hand.parameters(), with_helper.parameters()))
+print("losses by hand    :", [round(x, 4) for x in hand_losses])
+print("losses with helper:", [round(h["loss"], 4) for h in helper_history])
+print(f"largest parameter difference after 3 steps: {worst:.1e}")
+assert worst < 1e-9, "the written-out loop and helpers.training.Trainer compute the same steps"
+del by_hand, with_helper
+
+# %% [markdown]
 # **How the `cpu` recipe was chosen.** On the validation reviews only, one training per setting
 # (`python -m benchmarks.run --only recipe`, table `benchmarks/results/recipe.md`):
 #
@@ -499,9 +544,8 @@ def token_attributions(model, ids):
     """Return gradient x input per token: positive values push towards the positive class."""
     model.eval()
     input_ids = torch.tensor([ids], device=device)
-    embeddings = model.bert.embeddings.word_embeddings(input_ids).detach().requires_grad_()
-    hidden = model.bert(inputs_embeds=embeddings, attention_mask=torch.ones_like(input_ids)).last_hidden_state
-    logits = model.classifier(hidden.mean(dim=1))[0]
+    embeddings = model.bert.embeddings.word_embeddings(input_ids).detach().requires_grad_()  # (1, T, d_model)
+    logits = model(inputs_embeds=embeddings).logits[0]  # the model reads token vectors instead of ids
     (logits[1] - logits[0]).backward()
     return (embeddings.grad * embeddings).sum(dim=-1)[0].detach().float().cpu().numpy()
 

@@ -116,8 +116,8 @@ session.expect(accuracy > 0.8, "notebook 04's classifier scores above 80 % on he
 # held-out review, all the points of the path in one batch.
 
 # %%
-example = next(i for i, ids in enumerate(encoded_test)
-               if 40 <= len(ids) <= 90 and (test_probability[i] >= 0.5) == test_labels[i])
+short_reviews = [i for i, ids in enumerate(encoded_test) if 40 <= len(ids) <= 90]
+example = next((i for i in short_reviews if (test_probability[i] >= 0.5) == test_labels[i]), short_reviews[0])
 ids = encoded_test[example]
 tokens = tokenizer.convert_ids_to_tokens(ids)
 print(f"review {example} ({len(ids)} tokens, label {'positive' if test_labels[example] else 'negative'}): "
@@ -241,8 +241,13 @@ at_10 = fractions.index(0.1)
 deletion_drop_attributed = float(drops["integrated gradients"][at_10].mean())
 deletion_drop_random = float(drops["random"][at_10].mean())
 deletion_drop_attention = float(drops["attention"][at_10].mean())
-versus_random = wilcoxon(drops["integrated gradients"][at_10], drops["random"][at_10]).pvalue
-versus_attention = wilcoxon(drops["integrated gradients"][at_10], drops["attention"][at_10]).pvalue
+def paired_p(a, b):
+    """Wilcoxon's signed-rank test of paired drops (1.0 when they never differ)."""
+    return float(wilcoxon(a, b).pvalue) if np.any(a != b) else 1.0
+
+
+versus_random = paired_p(drops["integrated gradients"][at_10], drops["random"][at_10])
+versus_attention = paired_p(drops["integrated gradients"][at_10], drops["attention"][at_10])
 print(f"at 10 % deleted, integrated gradients vs random: paired Wilcoxon p = {versus_random:.1e}; "
       f"vs attention: p = {versus_attention:.1e}")
 session.expect(deletion_drop_attributed > deletion_drop_random and versus_random < 0.01,
