@@ -15,7 +15,7 @@
 # **What you need.** Reading: about 45 minutes. Running: a CPU is enough at the `cpu` profile,
 # about 4 minutes on 2 cores, 3 of them training (the head-only phase of section 7 takes under a
 # minute: no gradient flows back through the encoder); the kernel's resident memory peaked at
-# 5.8 GB in an earlier build (sampled every second).
+# 4.8 GB (sampled every second).
 # The `gpu` profile trains `bert-base-uncased` for 1,000 steps of 64 blocks of 256 tokens
 # (16 M tokens) on IMDB's train and unlabelled reviews; its time is printed by the training cell
 # on the card at hand (not measured by us yet: no GPU was available when this was written).

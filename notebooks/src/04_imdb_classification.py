@@ -13,11 +13,11 @@
 # profile's pretrained model, and from the encoder notebook 03 adapted to movie reviews.
 #
 # **What you need.** Reading: about 50 minutes. Running at the `cpu` profile (3,600 training,
-# 400 validation and 1,000 test reviews of the sample, 256 tokens per review): about 10 minutes on
-# 2 cores, most of it two trainings of about 2.5 minutes each (plus their validation curves and
+# 400 validation and 1,000 test reviews of the sample, 256 tokens per review): about 8 minutes on
+# 2 cores, most of it two trainings of about 2 minutes each (plus their validation curves and
 # test scoring) and a minute of speed measurements; the earlier recipe at 512 tokens and 2 epochs
-# took 34 minutes. Memory was not re-measured for this build (the 512-token build peaked at
-# 9.4 GB; 256 tokens need less).
+# took 34 minutes. The kernel's resident memory peaked at 6.0 GB (sampled every second; the
+# 512-token build peaked at 9.4 GB).
 # At the `gpu` profile (`bert-base-uncased`, 22,500 training and 2,500 validation reviews of IMDB's
 # 25,000, 512 tokens, 2 epochs), the targets are at least 93.5 % test accuracy in at most 20
 # minutes of training on a Colab T4 and 5 minutes on an A100. **These GPU figures are targets, not
@@ -332,7 +332,8 @@ else:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-def classify_by_hand(model, batches, learning_rate, weight_decay=0.01, max_grad_norm=1.0, warmup_fraction=0.06):
+def classify_by_hand(model, batches, learning_rate, weight_decay=0.01, max_grad_norm=1.0, warmup_fraction=0.06,
+                     seed=0):
     """Fine-tune `model` on the list `batches`, one optimizer step each; return the losses."""
     trained = [p for p in model.parameters() if p.requires_grad]  # frozen token embeddings are left out
     optimizer = torch.optim.AdamW([{"params": [p for p in trained if p.ndim >= 2], "weight_decay": weight_decay},
@@ -343,7 +344,8 @@ def classify_by_hand(model, batches, learning_rate, weight_decay=0.01, max_grad_
         optimizer, lambda step: warmup_then_decay(step, warmup, len(batches)))
     losses = []
     model.train()
-    for batch in batches:
+    for step, batch in enumerate(batches):
+        torch.manual_seed(seed * 1_000_003 + step)  # dropout's masks, as helpers.training.step_seed draws them
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, 2)
         loss = torch.nn.functional.cross_entropy(logits, batch["labels"])
         loss.backward()

@@ -376,6 +376,9 @@ axis.set(title="Latency per review, reviews of equal length (CPU, float32)", xla
          ylabel="milliseconds per review")
 axis.set_xticks(probe_lengths, [str(t) for t in probe_lengths])
 axis.minorticks_off()
+shown_ms = [ms for ms in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+            if min(map(min, per_review_ms.values())) / 2 <= ms <= 2 * max(map(max, per_review_ms.values()))]
+axis.set_yticks(shown_ms, [str(ms) for ms in shown_ms])
 axis.legend(loc="upper left")
 plt.show()
 
