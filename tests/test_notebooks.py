@@ -116,3 +116,18 @@ def test_solutions_are_folded_in_jupyter_and_on_colab(source):
     for cell in solutions:
         assert cell.metadata["jupyter"] == {"source_hidden": True}  # Jupyter and JupyterLab
         assert cell.metadata["cellView"] == "form" and cell.source.startswith("# @title ")  # Colab
+
+
+def test_the_readme_quotes_the_committed_runs():
+    """The README's table of measured figures must be the committed notebooks' own SUMMARY numbers."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("### What the training notebooks measured"):readme.index("## Benchmarks")]
+    s04, s05, s06 = (committed_summary(stem) for stem in
+                     ("04_imdb_classification", "05_scaling_and_serving", "06_trust_and_distillation"))
+    quoted = [f"{s04['accuracy']:.1%}", f"{s04['baseline_accuracy']:.1%}", f"{s04['train_seconds']:.0f} s",
+              f"{s05['accuracy_int8']:.1%}", f"{s05['latency_ms_fp32']:.1f} -> {s05['latency_ms_int8']:.1f} ms",
+              f"{s06['student_accuracy']:.1%}", f"{s06['ece_before']:.3f} -> {s06['ece_after']:.3f}",
+              f"{s06['deletion_drop_attributed']:.2f}", f"{s06['student_speedup']:.2f}x"]
+    quoted += [f"{rate:.0%}" for rate in s06["checklist_failure_rate"].values()]
+    missing = [number for number in quoted if number.replace("%", " %") not in table]
+    assert not missing, f"the README's measured figures are not the committed runs': {missing}"

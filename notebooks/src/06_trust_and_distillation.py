@@ -6,7 +6,7 @@
 # **What you will learn.** Notebook 04's classifier scores well on held-out reviews. This notebook
 # asks what that score does not say. *Why* does it decide as it does: we write integrated
 # gradients out in a few lines, check them against their own guarantee and against the Captum
-# library, and set them beside attention, which is often shown as an explanation and is not one.
+# library, and set them beside attention, which is often shown as an explanation without any check.
 # *Are those explanations faithful*: deleting the tokens they point at must hurt the prediction
 # more than deleting others. *Does it behave* on sentences we write from templates (negation,
 # contrast, names, typos), in the manner of CheckList, beside the TF-IDF baseline? *Does 90 %
@@ -178,7 +178,8 @@ assert torch.allclose(ig, captum_ig, atol=1e-3 * scale)
 # integrated gradients (red pushes towards "positive", blue towards "negative"), and by the
 # attention each token *receives* in the last layer, averaged over heads and over the tokens that
 # attend. Attention has no sign, so it cannot say which way a word pushed, and a token can be
-# attended to without changing the decision (`[SEP]` and punctuation often soak up attention).
+# attended to without changing the decision: compare the five most-attended tokens with the five
+# most-attributed ones, printed under the figure.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
