@@ -69,13 +69,8 @@ def normalize_labels(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     missing = [column for column in ("text", "label") if column not in frame.columns]
     if missing:
         found = ", ".join(repr(str(c)) for c in frame.columns)
-        hint = ""
-        if len(frame.columns) == 1 and "\t" in str(frame.columns[0]):
-            hint = ": the file is tab-separated; name it .tsv"
-        elif len(frame.columns) == 1 and "," in str(frame.columns[0]):
-            hint = ": the file is comma-separated; name it .csv"
         wanted = " or ".join(repr(m) for m in missing)
-        raise ValueError(f"{source} has no {wanted} column (columns found: {found}){hint}.")
+        raise ValueError(f"{source} has no {wanted} column (columns found: {found}).")
     text = frame["text"]
     if pd.api.types.is_numeric_dtype(text):
         raise ValueError(f"{source}'s text column holds numbers, not reviews: are the text and label columns swapped?")
@@ -113,11 +108,25 @@ def read_aclimdb(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["text", "label", "split"])
 
 
+def _check_delimiter(path: Path) -> None:
+    """Raise ValueError when a .csv file's first line is tab-separated, or a .tsv file's comma-separated."""
+    expected = {".csv": ",", ".tsv": "\t"}.get(path.suffix.lower())
+    if expected is None:
+        return
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        header = handle.readline().rstrip("\r\n")
+    other = "\t" if expected == "," else ","
+    if other in header and expected not in header:  # the reviews' own commas do not count: only the header
+        kind, suffix = ("tab", ".tsv") if other == "\t" else ("comma", ".csv")
+        raise ValueError(f"{path.name} is {kind}-separated (its first line is {header[:60]!r}): name it {suffix}.")
+
+
 def _read_table(path: Path) -> pd.DataFrame:
     """Read a review file with the reader its suffix names, turning the readers' errors into one sentence."""
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise ValueError(f"Cannot read {path.name}: use one of {', '.join(_READERS)} or an aclImdb/ folder.")
+    _check_delimiter(path)
     kind = path.suffix.lower().lstrip(".")
     try:
         return reader(path)

@@ -33,8 +33,13 @@ def csv_text(frame: pd.DataFrame, **options) -> str:
 
 BAD_FILES = {  # file name -> (contents, the sentence it must give)
     "quoting.csv": ('text,label\n"An unclosed quote, 1\nFine film.,0\n', r"quoting.csv is not well-formed CSV .*quot"),
-    "tabs.csv": (csv_text(GOOD, sep="\t"), r"tabs.csv has no 'text' or 'label' column .* tab-separated; name it .tsv"),
-    "commas.tsv": (csv_text(GOOD), r"commas.tsv has no .* comma-separated; name it .csv"),
+    "tabs.csv": (csv_text(GOOD, sep="\t"), r"tabs.csv is tab-separated \(its first line is 'text\\tlabel'\): "
+                                           r"name it .tsv"),
+    "tabs_and_commas.csv": (csv_text(GOOD.assign(text=GOOD["text"] + " Long, slow, fine."), sep="\t"),
+                            r"tabs_and_commas.csv is tab-separated .*: name it .tsv"),  # commas in the reviews
+    "commas.tsv": (csv_text(GOOD), r"commas.tsv is comma-separated .*: name it .csv"),
+    "no_text.csv": (csv_text(GOOD.rename(columns={"text": "review"})),
+                    r"no_text.csv has no 'text' column \(columns found: 'review', 'label'\)"),
     "latin1.csv": ("text,label\nCaf\xe9 society, a gem.,1\n".encode("latin-1"), r"latin1.csv is not UTF-8 text"),
     "blank.csv": (csv_text(GOOD.assign(text=["", *GOOD["text"][1:]])), r"blank.csv has 1 review\(s\) without text"
                                                                         r" \(row 1\)"),

@@ -35,7 +35,7 @@ import pandas as pd
 from datasets import load_dataset
 from transformers import AutoTokenizer, BertModel
 
-from helpers.data import clean_review, load_reviews, read_local_reviews
+from helpers.data import balanced_sample, clean_review, load_reviews, read_local_reviews
 from helpers.models import load_pretrained
 from helpers.plotting import show_token_colours
 from helpers.session import print_summary, start_notebook
@@ -67,13 +67,14 @@ for text in splits["train"]["text"][:3]:
 # `load_dataset("csv", data_files=path, delimiter="\t")`: the csv builder takes whatever delimiter
 # it is given, whatever the file's name, which is how a tab-separated file named `.csv` (or a
 # comma-separated one read with `delimiter="\t"`) slips through and comes back as one column.
-# Below, three reviews written as a TSV file and read back both ways, then the same file saved
-# under a `.csv` name, and the error it gets: one sentence that says what to do.
+# Below, four reviews (two of each label; a file of one label is refused) written as a TSV file
+# and read back both ways, then the same file saved under a `.csv` name, and the error it gets:
+# one sentence that says what to do.
 
 # %%
+few = balanced_sample(splits["train"], 4, profile.seed)  # not the first four: the Hub sorts by label
 with tempfile.TemporaryDirectory() as folder:
-    rows = pd.DataFrame({"text": splits["train"]["text"][:3],
-                         "label": [("negative", "positive")[label] for label in splits["train"]["label"][:3]]})
+    rows = pd.DataFrame({"text": few["text"], "label": [("negative", "positive")[label] for label in few["label"]]})
     tsv = Path(folder) / "my_reviews.tsv"
     rows.to_csv(tsv, sep="\t", index=False)
     mine = read_local_reviews(tsv)
@@ -87,8 +88,8 @@ with tempfile.TemporaryDirectory() as folder:
     except ValueError as error:
         message = str(error)
     print("a TSV named .csv:", message)
-assert mine["label"].tolist() == list(splits["train"]["label"][:3]) and loaded.column_names == ["text", "label"]
-assert "tab-separated; name it .tsv" in message
+assert mine["label"].tolist() == list(few["label"]) and loaded.column_names == ["text", "label"]
+assert "is tab-separated" in message and "name it .tsv" in message
 
 # %% [markdown]
 # How long are the reviews, and how many carry HTML? Characters and whitespace-separated words
