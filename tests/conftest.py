@@ -55,17 +55,19 @@ def reviews_frame() -> pd.DataFrame:
 
 
 @pytest.fixture
-def sample_path() -> Path:
-    """The offline IMDB sample named by $TUTORIAL_DATA (set by the Makefile and .ci/run)."""
-    value = os.environ.get("TUTORIAL_DATA")
-    assert value, "set TUTORIAL_DATA to the IMDB sample (make test does this when ../shared exists)"
+def imdb_folder() -> Path:
+    """The whole IMDB in the Hub's layout, named by $TUTORIAL_DATASET (the Makefile and .ci/run set it)."""
+    value = os.environ.get("TUTORIAL_DATASET")
+    assert value and Path(value).is_dir(), ("set TUTORIAL_DATASET to a folder laid out like stanfordnlp/imdb "
+                                           "(make test does this when ../shared/data/imdb exists)")
     return Path(value)
 
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """Remove the tutorial's environment variables so each test sets exactly what it needs."""
-    for name in ("TUTORIAL_PROFILE", "TUTORIAL_DATA", "TUTORIAL_MODEL", "TUTORIAL_DATASET", "TUTORIAL_SCALE"):
+    for name in ("TUTORIAL_PROFILE", "TUTORIAL_DATA", "TUTORIAL_MODEL", "TUTORIAL_DATASET", "TUTORIAL_SCALE",
+                 "TUTORIAL_WORKDIR"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 

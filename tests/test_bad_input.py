@@ -87,7 +87,7 @@ def test_a_path_with_spaces_and_non_ascii_letters_loads(clean_env, tmp_path):
     folder.mkdir(parents=True)
     GOOD.to_parquet(folder / "revues é.parquet")
     clean_env.setenv("TUTORIAL_DATA", str(folder / "revues é.parquet"))
-    assert load_reviews(CPU)["train"].num_rows == 16
+    assert load_reviews(get_profile("cpu"))["train"].num_rows == 16
 
 
 def acl_folder(root, files: dict[str, str]):

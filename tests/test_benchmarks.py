@@ -14,7 +14,7 @@ from benchmarks.run import BENCHMARKS, main
 
 @pytest.fixture(scope="module")
 def smallest(tmp_path_factory):
-    assert __import__("os").environ.get("TUTORIAL_DATA"), "set TUTORIAL_DATA (make test does)"
+    assert __import__("os").environ.get("TUTORIAL_DATASET"), "set TUTORIAL_DATASET (make test does)"
     out = tmp_path_factory.mktemp("bench")
     scratch, tempfile.tempdir = tempfile.tempdir, str(tmp_path_factory.mktemp("scratch"))  # what the runs leave
     try:

@@ -5,9 +5,7 @@ from conftest import run_offline
 from datasets import Dataset, DatasetDict
 
 from helpers.data import balanced_sample, clean_review, load_reviews, read_local_reviews, stratified_split
-from helpers.profile import IMDB_HUB_ID, IMDB_HUB_REVISION, PROFILES
-
-CPU = PROFILES["cpu"]
+from helpers.profile import IMDB_HUB_ID, IMDB_HUB_REVISION, get_profile
 
 
 def write(frame: pd.DataFrame, path):
@@ -20,7 +18,7 @@ def write(frame: pd.DataFrame, path):
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".tsv", ".jsonl"])
 def test_every_local_format_loads_into_a_stratified_split(clean_env, tmp_path, reviews_frame, suffix):
     clean_env.setenv("TUTORIAL_DATA", str(write(reviews_frame, tmp_path / f"reviews{suffix}")))
-    data = load_reviews(CPU)
+    data = load_reviews(get_profile("cpu"))
     assert (data["train"].num_rows, data["test"].num_rows) == (16, 4)
     assert sorted(data["test"]["label"]) == [0, 0, 1, 1]
     assert "<br" not in " ".join(data["train"]["text"])
@@ -37,7 +35,7 @@ def test_aclimdb_folder_keeps_its_own_splits(clean_env, tmp_path):
         (tmp_path / split / label).mkdir(parents=True)
         (tmp_path / split / label / "0_7.txt").write_text(f"A {label} review.<br />Done.")
     clean_env.setenv("TUTORIAL_DATA", str(tmp_path))
-    data = load_reviews(CPU)
+    data = load_reviews(get_profile("cpu"))
     assert {name: ds.num_rows for name, ds in data.items()} == {"train": 2, "test": 2, "unsupervised": 1}
     assert data["unsupervised"]["label"] == [-1]
 
@@ -53,11 +51,33 @@ def test_clean_review_removes_html_breaks_and_escaped_quotes():
     assert clean_review('\\"Great\\" film.<br /><br />Loved it.<BR>Yes') == '"Great" film. Loved it. Yes'
 
 
-def test_the_real_sample_gives_4000_and_1000_balanced_reviews(sample_path, clean_env):
-    clean_env.setenv("TUTORIAL_DATA", str(sample_path))
-    data = load_reviews(CPU)
-    assert (data["train"].num_rows, data["test"].num_rows) == (4000, 1000)
-    assert abs(sum(data["test"]["label"]) - 503) <= 1  # 2,517 of 5,000 are positive
+def test_the_cpu_profile_takes_stratified_subsets_of_the_official_splits(imdb_folder, clean_env):
+    clean_env.setenv("TUTORIAL_DATASET", str(imdb_folder))
+    profile = get_profile("cpu")
+    data = load_reviews(profile)
+    sizes = {name: split.num_rows for name, split in data.items()}
+    assert sizes == {"train": 4_000, "test": 5_000, "unsupervised": 2_000}
+    assert (sum(data["train"]["label"]), sum(data["test"]["label"])) == (2_000, 2_500), "half of each class"
+    assert set(data["unsupervised"]["label"]) == {-1}
+    assert load_reviews(profile)["test"]["text"] == data["test"]["text"], "the same reviews every run"
+    official = datasets.load_dataset(str(imdb_folder))
+    raw = load_reviews(profile, clean=False)
+    assert set(raw["test"]["text"]) <= set(official["test"]["text"]), "test reviews come from the official test split"
+    assert set(raw["train"]["text"]) <= set(official["train"]["text"])
+    assert "<br" not in " ".join(data["train"]["text"]) and any("<br" in t for t in raw["train"]["text"])
+
+
+def test_the_gpu_profile_reads_every_official_review(imdb_folder, clean_env):
+    clean_env.setenv("TUTORIAL_DATASET", str(imdb_folder))
+    data = load_reviews(get_profile("gpu"), clean=False)
+    assert {name: split.num_rows for name, split in data.items()} == {"train": 25_000, "test": 25_000,
+                                                                        "unsupervised": 50_000}
+
+
+def test_a_missing_dataset_folder_says_which_variable_to_fix(clean_env, tmp_path):
+    clean_env.setenv("TUTORIAL_DATASET", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError, match=r"No data set folder at .*nowhere: point TUTORIAL_DATASET"):
+        load_reviews(get_profile("cpu"))
 
 
 # Bad input: one clear sentence each.
@@ -68,14 +88,15 @@ def test_missing_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_no_data_variable_and_no_network_in_the_cpu_profile(tmp_path):
-    code = "from helpers.data import load_reviews; from helpers.profile import PROFILES; load_reviews(PROFILES['cpu'])"
+@pytest.mark.parametrize("profile", ["cpu", "gpu"])
+def test_no_local_data_and_no_network(tmp_path, profile):
+    code = f"from helpers.data import load_reviews; from helpers.profile import get_profile; " \
+           f"load_reviews(get_profile('{profile}'))"
     result = run_offline(code, TUTORIAL_WORKDIR=str(tmp_path))
     last_line = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 1
-    assert last_line.startswith("FileNotFoundError: The cpu profile needs IMDB reviews: set TUTORIAL_DATA")
-    assert "the Hub could not be reached" in last_line
-    assert not list(tmp_path.rglob("*.parquet*")), "nothing half-written is left behind"
+    assert last_line.startswith("ConnectionError: Could not download stanfordnlp/imdb from the Hugging Face Hub")
+    assert "Offline, set TUTORIAL_DATASET to a local copy laid out like it" in last_line
 
 
 def label_sorted(negative: int, positive: int, prefix: str = "") -> Dataset:
@@ -95,24 +116,22 @@ def test_balanced_sample_of_a_label_sorted_split_has_both_classes():
     assert len(balanced_sample(unlabelled, 10, seed=0)) == 10
 
 
-def test_cpu_profile_without_a_file_downloads_a_stratified_sample_once(clean_env, tmp_path, capsys):
+def test_the_hub_is_read_at_its_pinned_revision_and_cut_to_the_profiles_sizes(clean_env, tmp_path):
     calls = []
 
     def fake_hub(name, revision=None, **kwargs):
         calls.append((name, revision))
-        return DatasetDict({"train": label_sorted(2_500, 2_500, "train "), "test": label_sorted(800, 800, "test "),
-                            "unsupervised": Dataset.from_dict({"text": ["u"] * 10, "label": [-1] * 10})})
+        return DatasetDict({"train": label_sorted(5_000, 5_000, "train "), "test": label_sorted(4_000, 4_000, "test "),
+                            "unsupervised": Dataset.from_dict({"text": ["u"] * 3_000, "label": [-1] * 3_000})})
 
-    clean_env.setenv("TUTORIAL_WORKDIR", str(tmp_path))
     clean_env.setattr(datasets, "load_dataset", fake_hub)
-    splits = load_reviews(CPU)
+    splits = load_reviews(get_profile("cpu"))
     assert calls == [(IMDB_HUB_ID, IMDB_HUB_REVISION)], "the pinned revision, not whatever main is today"
-    assert (len(splits["train"]), len(splits["test"])) == (4_000, 1_000)
-    assert sum(splits["train"]["label"]) == 2_000 and sum(splits["test"]["label"]) == 500
+    assert {name: len(split) for name, split in splits.items()} == {"train": 4_000, "test": 5_000,
+                                                                     "unsupervised": 2_000}
+    assert sum(splits["train"]["label"]) == 2_000 and sum(splits["test"]["label"]) == 2_500
     assert all(t.startswith("test ") for t in splits["test"]["text"]), "the Hub's test reviews stay test reviews"
-    assert "Saved a 5,000-review sample" in capsys.readouterr().out
-    clean_env.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("the cached sample must be used"))
-    assert load_reviews(CPU)["test"]["text"] == splits["test"]["text"]
+    assert len(load_reviews(get_profile("gpu"))["test"]) == 8_000, "the gpu profile takes all of them"
 
 
 @pytest.mark.parametrize("column", ["text", "label"])
@@ -143,7 +162,7 @@ def test_unsupported_file_type(tmp_path):
 def test_too_few_reviews_to_split(clean_env, tmp_path, reviews_frame):
     clean_env.setenv("TUTORIAL_DATA", str(write(reviews_frame.head(3), tmp_path / "tiny.csv")))
     with pytest.raises(ValueError, match="Cannot split 3 reviews with test_fraction=0.2"):
-        load_reviews(CPU)
+        load_reviews(get_profile("cpu"))
 
 
 def test_empty_split_in_an_aclimdb_folder(clean_env, tmp_path):
@@ -153,20 +172,10 @@ def test_empty_split_in_an_aclimdb_folder(clean_env, tmp_path):
     (tmp_path / "train" / "neg" / "2_1.txt").write_text("Dull.")
     clean_env.setenv("TUTORIAL_DATA", str(tmp_path))
     with pytest.raises(ValueError, match="The 'test' split is empty"):
-        load_reviews(CPU)
-
-
-@pytest.mark.slow
-def test_hub_unreachable_in_the_gpu_profile():
-    code = "from helpers.data import load_reviews; from helpers.profile import PROFILES; load_reviews(PROFILES['gpu'])"
-    result = run_offline(code)
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert result.returncode == 1
-    assert last_line.startswith("ConnectionError: Could not download stanfordnlp/imdb from the Hugging Face Hub")
-    assert "Set TUTORIAL_DATA to a local IMDB file" in last_line
+        load_reviews(get_profile("cpu"))
 
 
 def test_a_split_column_without_train_rows_is_an_empty_split(clean_env, tmp_path, reviews_frame):
     clean_env.setenv("TUTORIAL_DATA", str(write(reviews_frame.assign(split="test"), tmp_path / "split.csv")))
     with pytest.raises(ValueError, match="The 'train' split is empty"):
-        load_reviews(CPU)
+        load_reviews(get_profile("cpu"))

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
 import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -21,9 +18,9 @@ from helpers.distributed import (
     main,
     max_abs_difference,
     replica_reviews,
-    script_arguments,
+    train_replica,
 )
-from helpers.session import in_colab
+from helpers.profile import get_profile
 from helpers.training import TrainConfig, Trainer
 
 
@@ -107,21 +104,22 @@ def test_the_launch_command_carries_every_setting(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_two_launched_processes_match_one_even_on_colab(tmp_path, sample_path, monkeypatch):
-    # On Colab with one GPU, notebook_launcher would run the function once in the kernel; a launch
-    # in fresh processes does not care where the kernel runs.
-    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    monkeypatch.setenv("COLAB_RELEASE_TAG", "release-colab-external")
-    monkeypatch.setenv("TUTORIAL_PROFILE", "cpu")
+def test_the_kernel_and_the_launched_processes_run_one_profile_when_the_kernel_sees_a_gpu(tmp_path, monkeypatch):
+    # The reader's environment: no TUTORIAL_PROFILE, and a kernel that sees CUDA (faked here) while
+    # the launched CPU processes do not (CUDA_VISIBLE_DEVICES=""). Before, the kernel chose the gpu
+    # profile (bert-base) and the children the cpu one (MiniLM), and the comparison failed.
+    monkeypatch.delenv("TUTORIAL_PROFILE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # set for this test only; quiet_libraries would set it for good
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     run = ReplicaRun(steps=3, reviews=48, max_length=64, cpu=True)
-    assert in_colab()
     two = launch(run, tmp_path / "two.pt", processes=2)
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    command = [sys.executable, "-m", "helpers.distributed", *script_arguments(run, tmp_path / "one.pt")]
-    finished = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
-    assert finished.returncode == 0, finished.stderr[-3000:]
-    one = torch.load(tmp_path / "one.pt", weights_only=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    assert get_profile().name == "gpu", "the kernel alone would choose the gpu profile"
+    train_replica(run, tmp_path / "one.pt")  # in this process, as notebook 05 runs it
+    one = torch.load(tmp_path / "one.pt", weights_only=True)
     assert (two["processes"], one["processes"]) == (2, 1)
+    assert two["run"]["profile"] == one["run"]["profile"] == "cpu"
     assert len(two["history"]) == len(one["history"]) == 3
     for a, b in zip(two["history"], one["history"]):
         assert abs(a["loss"] - b["loss"]) <= 1e-4

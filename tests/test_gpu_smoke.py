@@ -2,10 +2,10 @@
 
 Most readers run the notebooks at the `gpu` profile on Colab, which CI cannot reach: no GPU and
 no Hub. This run executes every notebook from its source with TUTORIAL_PROFILE=gpu, a tiny
-randomly initialised BERT with bert-base's vocabulary in place of bert-base-uncased, and a copy
-of the sample laid out like the pinned Hub data set (train, test and unsupervised splits, sorted
-by label, unlabelled reviews -1) that `helpers.data.load_hub` reads with `load_dataset`, as it
-reads the Hub. TUTORIAL_SCALE shrinks steps and evaluation blocks; the code paths stay those of
+randomly initialised BERT with bert-base's vocabulary in place of bert-base-uncased, and a
+stratified subset of the real reviews (../shared/data/imdb: the Hub's text, in the Hub's layout and
+order: sorted by label, unlabelled reviews -1) that `helpers.data.load_reviews` reads with
+`load_dataset`, as it reads the Hub. TUTORIAL_SCALE shrinks steps and evaluation blocks; the code paths stay those of
 the `gpu` profile. Outputs are not compared (nbval compares the committed `cpu` run); every cell
 must run, and every assertion must hold or say why it does not apply at this scale.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import nbformat
 import pandas as pd
 import pytest
 from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
@@ -22,6 +23,9 @@ from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
 from helpers.models import minilm_path
 from notebooks.build import SOURCES, execute, notebook_from_source
 
+# Appended to each notebook: name what it left on another device than its session's. On this CPU
+# everything is on the CPU; on a GPU the same line names a model the notebook forgot to place.
+AUDIT = "from helpers.device import misplaced\nprint('MISPLACED', misplaced(globals(), session.device))"
 SCALE = "0.01"  # of the gpu profile's steps: 10 MLM steps, 1 epoch of the classifier
 PER_SPLIT = 96  # reviews of each label in each labelled split (and unlabelled ones)
 HUB_README = """---
@@ -49,39 +53,39 @@ def write_tiny_bert(folder: Path) -> Path:
     return folder
 
 
-def write_hub_layout(sample: Path, folder: Path) -> Path:
-    """Copy some of the sample into the pinned Hub data set's layout: sorted by label, unlabelled as -1."""
-    frame = pd.read_parquet(sample)
-    by_label = [frame[frame["label"] == label] for label in (0, 1)]
+def write_hub_layout(imdb: Path, folder: Path, per_label: int = PER_SPLIT) -> Path:
+    """Copy a seeded subset of each split of the real data set, keeping the Hub's layout and its label-sorted order."""
     (folder / "plain_text").mkdir(parents=True)
-    splits = {
-        "train": pd.concat([part.iloc[:PER_SPLIT] for part in by_label]),
-        "test": pd.concat([part.iloc[PER_SPLIT:2 * PER_SPLIT] for part in by_label]),
-        "unsupervised": pd.concat([part.iloc[2 * PER_SPLIT:3 * PER_SPLIT] for part in by_label]).assign(label=-1),
-    }
-    for name, part in splits.items():
-        part[["text", "label"]].to_parquet(folder / "plain_text" / f"{name}-00000-of-00001.parquet", index=False)
+    for name in ("train", "test", "unsupervised"):
+        [source] = (imdb / "plain_text").glob(f"{name}-*.parquet")
+        frame = pd.read_parquet(source)
+        part = frame.groupby("label", group_keys=False).sample(n=per_label if name != "unsupervised" else 2 * per_label,
+                                                               random_state=0)
+        part.sort_index().to_parquet(folder / "plain_text" / source.name, index=False)  # the Hub's order
     (folder / "README.md").write_text(HUB_README)
     return folder
 
 
 @pytest.mark.smoke
-def test_every_notebook_runs_at_the_gpu_profile_on_a_tiny_model(tmp_path, sample_path, monkeypatch, capsys):
+def test_every_notebook_runs_at_the_gpu_profile_on_a_tiny_model(tmp_path, imdb_folder, monkeypatch, capsys):
     monkeypatch.setenv("TUTORIAL_PROFILE", "gpu")
     monkeypatch.setenv("TUTORIAL_MODEL", str(write_tiny_bert(tmp_path / "tiny-bert")))
-    monkeypatch.setenv("TUTORIAL_DATASET", str(write_hub_layout(sample_path, tmp_path / "imdb-hub")))
+    monkeypatch.setenv("TUTORIAL_DATASET", str(write_hub_layout(imdb_folder, tmp_path / "imdb-hub")))
     monkeypatch.setenv("TUTORIAL_SCALE", SCALE)
     monkeypatch.setenv("TUTORIAL_WORKDIR", str(tmp_path / "work"))
     monkeypatch.delenv("TUTORIAL_DATA", raising=False)  # the gpu profile must read the Hub layout
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    seconds = {}
+    seconds, elsewhere = {}, {}
     for source in sorted(SOURCES.glob("[0-9]*.py")):
         notebook = notebook_from_source(source)
+        notebook.cells.append(nbformat.v4.new_code_cell(AUDIT))
         start = time.perf_counter()
         execute(notebook, source.stem)  # raises CellExecutionError with the failing cell
         seconds[source.stem] = time.perf_counter() - start
         text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
         assert '"profile": "gpu"' in text, f"{source.stem} did not run at the gpu profile"
+        elsewhere[source.stem] = text.rsplit("MISPLACED ", 1)[1].strip()
     with capsys.disabled():
         print("\ngpu-profile smoke run: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
+        print("left off the session's device: " + "; ".join(f"{k} {v}" for k, v in elsewhere.items()))

@@ -47,7 +47,7 @@ def test_dataset_override_and_scale_knob(clean_env, tmp_path):
     assert (gpu.dataset_id, gpu.dataset_revision) == (str(tmp_path), None), "a local copy has no Hub revision"
     assert (gpu.mlm_steps, gpu.mlm_eval_blocks, gpu.epochs) == (10, 10, 1)
     assert gpu.max_length == PROFILES["gpu"].max_length, "the knob shrinks steps, not the code path"
-    assert get_profile("cpu").dataset_id is None, "the cpu profile keeps reading its local sample"
+    assert get_profile("cpu").dataset_id == str(tmp_path), "both profiles read the same data set"
     for bad in ("0", "2", "fast"):
         clean_env.setenv("TUTORIAL_SCALE", bad)
         with pytest.raises(ValueError, match="TUTORIAL_SCALE=.*give a number above 0 and at most 1"):
@@ -67,3 +67,22 @@ def test_gpu_profile_pins_hub_revisions():
     gpu = PROFILES["gpu"]
     assert len(gpu.model_revision) == 40 and len(gpu.dataset_revision) == 40
     assert "model_revision" in describe(gpu)
+
+
+def test_fp32_can_be_forced_and_nothing_else(clean_env, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr("helpers.device.cpu_has_bf16", lambda: True)
+    assert get_profile("cpu").precision == "bf16"
+    clean_env.setenv("TUTORIAL_PRECISION", "FP32")
+    assert get_profile("cpu").precision == "fp32", "a bf16 CPU runs as one without bf16"
+    clean_env.setenv("TUTORIAL_PRECISION", "fp16")
+    with pytest.raises(ValueError, match="TUTORIAL_PRECISION='fp16': only fp32 can be forced"):
+        get_profile("cpu")
+
+
+def test_describe_names_local_paths_without_the_machines_folders(clean_env, tmp_path):
+    clean_env.setenv("TUTORIAL_DATASET", str(tmp_path / "imdb"))
+    (tmp_path / "imdb").mkdir()
+    text = describe(get_profile("cpu"), ["dataset_id"])
+    assert "dataset_id : imdb (a local folder)" in text and str(tmp_path) not in text

@@ -10,9 +10,10 @@ import types
 import pytest
 import torch
 
-from helpers.device import pick_device
-from helpers.profile import get_profile, work_dir
-from helpers.session import in_colab, library_versions, print_summary, start_notebook, use_google_drive
+from helpers.device import misplaced, pick_device
+from helpers.models import adapted_encoder_dir, classifier_dir
+from helpers.profile import PROFILES, get_profile, work_dir
+from helpers.session import Session, in_colab, library_versions, print_summary, start_notebook, use_google_drive
 
 
 def test_start_notebook_prints_versions_and_profile_and_seeds(clean_env, capsys):
@@ -52,8 +53,9 @@ def test_summary_is_one_json_line(clean_env, capsys):
     assert 7 <= parsed["seconds"] < 60, "seconds since the notebook started"
 
 
-def test_google_drive_becomes_the_work_folder_on_colab_only(clean_env, tmp_path, capsys):
+def test_google_drive_holds_finished_models_on_colab_only(clean_env, tmp_path, capsys):
     clean_env.delenv("COLAB_RELEASE_TAG", raising=False)
+    clean_env.setenv("TUTORIAL_MODELS_DIR", "")  # unset, and restored after use_google_drive sets it
     clean_env.setenv("TUTORIAL_WORKDIR", str(tmp_path / "local"))
     assert not in_colab() and use_google_drive(mount_point=str(tmp_path)) is None
     assert "Not on Colab" in capsys.readouterr().out and os.environ["TUTORIAL_WORKDIR"] == str(tmp_path / "local")
@@ -64,7 +66,9 @@ def test_google_drive_becomes_the_work_folder_on_colab_only(clean_env, tmp_path,
     clean_env.setitem(sys.modules, "google.colab", colab)
     target = use_google_drive(mount_point=str(tmp_path))
     assert mounted == [str(tmp_path)] and target == tmp_path / "MyDrive" / "bert-imdb-tutorial" and target.is_dir()
-    assert work_dir(get_profile("cpu")) == target / "cpu", "every later notebook reads and writes on Drive"
+    assert classifier_dir(get_profile("cpu")) == target / "cpu" / "classifier", "later notebooks find it on Drive"
+    assert adapted_encoder_dir(get_profile("cpu")).parent == target / "cpu"
+    assert work_dir(get_profile("cpu")) == tmp_path / "local" / "cpu", "checkpoints stay off Drive (its Trash quota)"
 
 
 @pytest.mark.slow
@@ -76,3 +80,14 @@ def test_the_cuda_allocator_is_configured_before_cuda_starts():
     env["PYTORCH_CUDA_ALLOC_CONF"] = "max_split_size_mb:128"
     printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env).stdout.split()
     assert printed[0] == "max_split_size_mb:128", "a reader's own setting wins"
+
+
+def test_place_and_misplaced_agree_on_where_models_and_tensors_are():
+    session = Session(profile=PROFILES["cpu"], device=torch.device("cpu"), seed=0)
+    model = torch.nn.Linear(2, 2, device="meta")  # a device other than the session's, on any machine
+    batch = {"input_ids": torch.zeros(2, 3, dtype=torch.long, device="meta"), "note": "kept"}
+    assert misplaced({"model": model, "ids": batch["input_ids"], "text": "x"}, session.device) == [
+        "ids (meta)", "model (meta)"]
+    placed = session.place({"input_ids": torch.zeros(2, 3, dtype=torch.long), "note": "kept"})
+    assert placed["note"] == "kept" and misplaced(placed, "cpu") == []
+    assert misplaced({"model": session.place(torch.nn.Linear(2, 2))}, "cpu") == []

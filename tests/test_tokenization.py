@@ -6,7 +6,7 @@ from transformers import AutoTokenizer
 
 from helpers.data import load_reviews
 from helpers.models import minilm_path
-from helpers.profile import PROFILES
+from helpers.profile import get_profile
 from helpers.tokenization import (
     CJK_RANGES,
     WHITESPACE,
@@ -47,14 +47,14 @@ def test_each_stage_matches_its_rust_counterpart(text):
     assert pre_tokenize(normalized) == [word for word, _ in backend.pre_tokenizer.pre_tokenize_str(normalized)]
 
 
-def test_every_sample_review_matches_the_fast_tokenizer(sample_path, clean_env):
-    clean_env.setenv("TUTORIAL_DATA", str(sample_path))
-    splits = load_reviews(PROFILES["cpu"], clean=False)
+def test_every_cpu_profile_review_matches_the_fast_tokenizer(imdb_folder, clean_env):
+    clean_env.setenv("TUTORIAL_DATASET", str(imdb_folder))
+    splits = load_reviews(get_profile("cpu"), clean=False)
     texts = [text for split in splits.values() for text in split["text"]]
     fast = TOKENIZER(texts, add_special_tokens=False)["input_ids"]
     expected = [TOKENIZER.convert_ids_to_tokens(ids) for ids in fast]
     mismatches = [t for t, tokens in zip(texts, expected) if wordpiece_tokenize(t, VOCAB) != tokens]
-    assert len(texts) == 5000 and mismatches == []
+    assert len(texts) == 11_000 and mismatches == []
 
 
 def test_the_notebook_version_equals_the_helper():

@@ -19,7 +19,7 @@
 #
 # **Profiles.** Every notebook of the series runs at two scales, chosen automatically: `gpu` when
 # CUDA is present (bert-base-uncased from the Hub, full IMDB), `cpu` otherwise (all-MiniLM-L6-v2
-# installed from PyPI, a local sample of 5,000 IMDB reviews). Set `TUTORIAL_PROFILE=cpu` or `gpu` to
+# installed from PyPI, stratified subsets of IMDB's official splits). Set `TUTORIAL_PROFILE=cpu` or `gpu` to
 # choose yourself. The cell after the next one prints which profile this run uses.
 
 # %% [markdown]
@@ -134,7 +134,7 @@ for row in zip(widths, variance, max_w_unscaled, max_w_scaled, grad_unscaled, gr
 # %% [markdown]
 # The variance grows in step with $d_k$ (the ratio stays near 1). Without scaling the largest
 # weight climbs towards 1 (one-hot) as the width grows, and the gradient reaching the other keys
-# shrinks with it (at $d_k$ = 1024 about twenty times smaller than with scaling): those keys
+# shrinks with it (at $d_k$ = 1024 about fifteen times smaller than with scaling): those keys
 # barely learn. With scaling both stay put. We assert all three with tolerances that hold for any
 # random draw of this size.
 
@@ -501,16 +501,16 @@ plt.show()
 # %%
 # NBVAL_IGNORE_OUTPUT
 torch.manual_seed(0)
-lstm, self_attention = nn.LSTM(64, 64, batch_first=True), MultiHeadAttention(64, 4)
+lstm, self_attention = session.place(nn.LSTM(64, 64, batch_first=True)), session.place(MultiHeadAttention(64, 4))
 print(f"{'T':>4} {'|d last / d first|, LSTM':>26} {'attention':>10}")
 reach = {}
 for seq_len in (8, 32, 128, 512):
-    x = torch.randn(1, seq_len, 64, requires_grad=True)  # (B, T, d_model)
+    x = torch.randn(1, seq_len, 64, device=device, requires_grad=True)  # (B, T, d_model)
     through_lstm = torch.autograd.grad(lstm(x)[0][0, -1].sum(), x)[0][0, 0].norm().item()
     through_attention = torch.autograd.grad(self_attention(x)[0][0, -1].sum(), x)[0][0, 0].norm().item()
     reach[seq_len] = (through_lstm, through_attention)
     print(f"{seq_len:>4} {through_lstm:>26.1e} {through_attention:>10.1e}")
-x = torch.randn(8, 512, 64)
+x = torch.randn(8, 512, 64, device=device)
 with torch.no_grad():
     lstm_s, attention_s = median_seconds(lambda: lstm(x)), median_seconds(lambda: self_attention(x))
 print(f"8 sequences of 512 tokens on {device.type}: LSTM {lstm_s * 1e3:.0f} ms, attention {attention_s * 1e3:.0f} ms")

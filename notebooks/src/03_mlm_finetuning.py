@@ -189,8 +189,9 @@ assert chosen_pieces > 0
 # review may run over two blocks, which is fine for learning words from their context.
 #
 # The held-out text must be other *reviews*, not other blocks of the same reviews, or the model
-# would be scored on sentences it has read. We train on the training split (at the `gpu` profile
-# also on IMDB's 50,000 unlabelled reviews) and measure on reviews of the test split, leaving out
+# would be scored on sentences it has read. We train on the training reviews and IMDB's unlabelled
+# reviews (all 25,000 and 50,000 at the `gpu` profile, 4,000 and 2,000 at the `cpu` profile) and
+# measure on reviews of the test split, leaving out
 # any test review that also occurs, word for word, in the training text (IMDB has a few such
 # duplicates). Notebook 04 never trains on test reviews either.
 
@@ -204,7 +205,7 @@ def group_into_blocks(token_ids, block_size, cls_id, sep_id):
 
 splits = load_reviews(profile)
 train_texts = list(splits["train"]["text"])
-if "unsupervised" in splits:  # the Hub's 50,000 unlabelled reviews (gpu profile)
+if "unsupervised" in splits:  # IMDB's unlabelled reviews (all 50,000 at the gpu profile)
     train_texts += list(splits["unsupervised"]["text"])
 seen = set(train_texts)
 test = splits["test"]

@@ -12,12 +12,11 @@
 # length, the reviews the model gets most confidently wrong). We fine-tune twice: from the
 # profile's pretrained model, and from the encoder notebook 03 adapted to movie reviews.
 #
-# **What you need.** Reading: about 50 minutes. Running at the `cpu` profile (3,600 training,
-# 400 validation and 1,000 test reviews of the sample, 256 tokens per review): about 8 minutes on
-# 2 cores, most of it two trainings of about 2 minutes each (plus their validation curves and
-# test scoring) and a minute of speed measurements; the earlier recipe at 512 tokens and 2 epochs
-# took 34 minutes. The kernel's resident memory peaked at 6.0 GB (sampled every second; the
-# 512-token build peaked at 9.4 GB).
+# **What you need.** Reading: about 50 minutes. Running at the `cpu` profile (3,600 training and
+# 400 validation reviews drawn from IMDB's official training split, 5,000 of its official test
+# reviews, 256 tokens per review): the README's table gives the measured minutes on 2 cores and the
+# CPU they were measured on; most of it is two trainings, scoring 5,000 test reviews with each, and
+# a minute of speed measurements.
 # At the `gpu` profile (`bert-base-uncased`, 22,500 training and 2,500 validation reviews of IMDB's
 # 25,000, 512 tokens, 2 epochs), the targets are at least 93.5 % test accuracy in at most 20
 # minutes of training on a Colab T4 and 5 minutes on an A100. **These GPU figures are targets, not
@@ -29,6 +28,7 @@
 # the profile settings this notebook uses.
 
 # %%
+import dataclasses
 import math
 import tempfile
 import time
@@ -74,10 +74,12 @@ profile, device = session.profile, session.device
 # %% [markdown]
 # ## 1. The task, three splits, and the yardstick
 #
-# Each review is labelled positive or negative. At the `cpu` profile the 5,000-review sample is
-# split 80/20, stratified by label, with the profile's seed; at the `gpu` profile IMDB's own 25,000
-# training and 25,000 test reviews are used. Both classes are (almost exactly) equally frequent,
-# so accuracy is a fair score and always guessing one class scores 50 %.
+# Each review is labelled positive or negative. Both profiles read IMDB's official split (Maas et
+# al., 2011): the `gpu` profile all 25,000 training and 25,000 test reviews, the `cpu` profile
+# stratified subsets drawn with the profile's seed (4,000 training and 5,000 test reviews). Both
+# classes are equally frequent, so accuracy is a fair score and always guessing one class scores
+# 50 %. 5,000 test reviews pin an accuracy near 89 % to about +-0.9 points (95 %), enough to tell
+# most of the differences below apart; 1,000 would leave +-2 points.
 #
 # A third split matters as much as the other two. Every choice this notebook makes (the
 # baseline's regularisation, the number of tokens, the learning rate, the epochs) is made on
@@ -130,6 +132,30 @@ print(f"TF-IDF + logistic regression: {baseline_accuracy:.1%} +- {interval(basel
       f"on {len(test_texts):,} test reviews")
 session.expect(baseline_accuracy > 0.8,
                "TF-IDF + logistic regression scores above 80 % (it needs thousands of reviews)")
+
+# %% [markdown]
+# The same baseline trained on **all 25,000 official training reviews** (C chosen on the same
+# validation reviews, which it then does not train on) and scored on the same test reviews: the
+# anchor that ties this notebook's numbers to the published ones on the official test split
+# (bag-of-words logistic regression 88.9 %, Maas et al. 2011; NBSVM with bigrams 91.2 %, Wang &
+# Manning 2012). At the `gpu` profile it is the baseline above.
+
+# %%
+if profile.train_reviews is None:  # the gpu profile already trained on every training review
+    full_baseline, full_train_size = baseline, len(train_texts)
+else:
+    validation_set = set(val_texts)
+    full_train = load_reviews(dataclasses.replace(profile, train_reviews=None))["train"]
+    full_texts = [text for text in full_train["text"] if text not in validation_set]
+    full_labels = [label for text, label in zip(full_train["text"], full_train["label"]) if text not in validation_set]
+    full_baseline, _ = tfidf_baseline(full_texts, full_labels, val_texts, val_labels, grid=(10.0, 30.0, 100.0))
+    full_train_size = len(full_texts)
+tfidf_full_train_accuracy = accuracy_score(test_labels, full_baseline.predict(test_texts))
+print(f"TF-IDF on {full_train_size:,} training reviews: {tfidf_full_train_accuracy:.1%} "
+      f"+- {interval(tfidf_full_train_accuracy, len(test_texts)):.1%} on the same {len(test_texts):,} test reviews "
+      f"({tfidf_full_train_accuracy - baseline_accuracy:+.1%} over the same baseline trained on {len(train_texts):,})")
+session.expect(tfidf_full_train_accuracy >= baseline_accuracy - 0.005,
+               "more training reviews do not make the baseline worse")
 
 # %% [markdown]
 # ## 2. From review to model input
@@ -344,7 +370,9 @@ def classify_by_hand(model, batches, learning_rate, weight_decay=0.01, max_grad_
         optimizer, lambda step: warmup_then_decay(step, warmup, len(batches)))
     losses = []
     model.train()
+    device = next(model.parameters()).device
     for step, batch in enumerate(batches):
+        batch = {name: tensor.to(device) for name, tensor in batch.items()}  # where the model is
         torch.manual_seed(seed * 1_000_003 + step)  # dropout's masks, as helpers.training.step_seed draws them
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, 2)
         loss = torch.nn.functional.cross_entropy(logits, batch["labels"])
@@ -359,7 +387,8 @@ def classify_by_hand(model, batches, learning_rate, weight_decay=0.01, max_grad_
 
 small = [pad_batch([ids[:64] for ids in encoded_train[i:i + 8]], tokenizer.pad_token_id, train_labels[i:i + 8].tolist())
          for i in range(0, 24, 8)]  # three batches of 8 reviews, cut to 64 tokens to keep this quick
-by_hand, with_helper = new_classifier(profile).double(), new_classifier(profile).double()
+# Both models on the session's device: the helper's Trainer moves its model there (on a GPU, to CUDA).
+by_hand, with_helper = session.place(new_classifier(profile).double()), session.place(new_classifier(profile).double())
 hand_losses = classify_by_hand(by_hand, small, profile.learning_rate)
 check_config = TrainConfig(steps=3, learning_rate=profile.learning_rate, log_every=1)
 helper_history = Trainer(with_helper, classification_loss, check_config).fit(lambda epoch: small)
@@ -625,19 +654,25 @@ for name, score in scores.items():
 # baseline on the same split (`make bench`, table `benchmarks/results/seeds.md`; the numbers below
 # are that table's, from the 2-core reference machine):
 #
-# | test accuracy, 1,000 reviews | mean of 3 seeds | spread (std) | seeds 0, 1, 2 |
+# **Measured before this notebook moved to IMDB's official split**, on the earlier 5,000-review
+# sample (its 1,000 test reviews, its 3,600 training reviews); the table has not yet been re-measured
+# on the 5,000 official test reviews above, so read it as the old data's story, not this run's:
+#
+# | test accuracy, 1,000 sample reviews | mean of 3 seeds | spread (std) | seeds 0, 1, 2 |
 # | --- | --- | --- | --- |
 # | from the base encoder | 86.57 % | 0.32 points | 86.7, 86.2, 86.8 % |
 # | from notebook 03's adapted encoder | 87.03 % | 0.55 points | 87.6, 87.0, 86.5 % |
 # | TF-IDF + logistic regression (C = 300, chosen on the validation reviews) | 88.80 % | none (deterministic) | |
 #
-# What this supports, and what it does not. **At the `cpu` profile this recipe does not beat the
+# What that table supported, and what it did not. **On the sample this recipe did not beat the
 # baseline**: the classifier from the base encoder is 2.2 points behind TF-IDF on average and behind
 # in every seed (McNemar p = 0.08, 0.04 and 0.11 per seed). Starting from notebook 03's adapted
 # encoder scored 0.5 points higher on average, ahead in two seeds of three, but that is within
 # the spread: a paired t-test over the seeds gives p = 0.35, and the 95 % interval of base minus
 # adapted runs from -2.1 to +1.2 points. So adaptation may help a little; three seeds cannot say.
-# The single run printed above is one draw from these distributions; judge it by the table. Where
+# On the official test reviews the single run above tells its own story, printed with its McNemar
+# p-value: one draw, one seed. Where the sample and this run disagree, the larger test set is the
+# one to believe; where the run's margin is smaller than a point, a different seed may reverse it. Where
 # the published margin lives is the `gpu` profile's recipe: BERT-base at 512 tokens scores
 # 93.5-94.6 % on the full IMDB test set against 89-90 % for TF-IDF. A 22.7 M-parameter sentence
 # encoder reading 256 tokens of 3,600 reviews for two and a half minutes is not that; the earlier
@@ -815,7 +850,7 @@ print("most negative:", ", ".join(names[np.argsort(weights)[:10]]))
 assert weights[vectorizer.vocabulary_["great"]] > 0 > weights[vectorizer.vocabulary_["worst"]]
 
 # %% [markdown]
-# **Exercise 2.** The interval printed beside each accuracy is about +-2 points at 1,000 reviews.
+# **Exercise 2.** The interval printed beside each accuracy is about +-0.9 points at 5,000 reviews.
 # Estimate the 95 % interval of the *difference* between the classifier and the baseline by
 # bootstrap: resample the test reviews with replacement 2,000 times and recompute the difference.
 # Why is it narrower than the two intervals added together?
@@ -868,20 +903,31 @@ for review, p_baseline, (label, probability) in zip(tricky, baseline_says, model
 # %% [markdown]
 # ## Summary
 #
-# A small encoder trained for about two and a half minutes on 2 cores (about 6 times faster than
-# the earlier recipe, through the levers of section 4, at a cost of about 2 points) reaches about
-# 86.6 % on the sample's test reviews over three seeds, about 2 points below a TF-IDF baseline
-# tuned on the same validation reviews; notebook 03's adapted encoder may narrow the gap, within
-# the noise of three seeds. At this scale the honest result is that the baseline wins. The
-# classifier waits in the work folder for notebook 05. The line below is what CI records for this
-# notebook.
+# A small encoder trained for a few minutes on 2 cores, scored beside a TF-IDF baseline trained on
+# exactly the same reviews and beside one trained on all 25,000 official training reviews, on the
+# same official test reviews. The cell below states this run's result from its own numbers (on the
+# earlier 1,000-review sample the baseline won in every seed; see section 8). The classifier waits
+# in the work folder for notebook 05. The last line is what CI records for this notebook.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+margin = scores["base"]["accuracy"] - baseline_accuracy
+right, baseline_right = scores["base"]["predictions"] == test_labels, baseline_predictions == test_labels
+p_value = mcnemar_p(int(np.sum(right & ~baseline_right)), int(np.sum(~right & baseline_right)))
+verdict = "ahead of" if margin > 0 else "behind"
+print(f"On {len(test_labels):,} official test reviews the classifier is {verdict} TF-IDF trained on the same "
+      f"{len(train_labels):,} reviews by {abs(margin):.1%} (McNemar p = {p_value:.3f}; one seed), and "
+      f"{scores['base']['accuracy'] - tfidf_full_train_accuracy:+.1%} against TF-IDF trained on "
+      f"{full_train_size:,} reviews.")
 
 # %%
 summary = print_summary(
     session, notebook="04_imdb_classification",
     accuracy=round(scores["base"]["accuracy"], 4), f1=round(scores["base"]["f1"], 4),
-    baseline_accuracy=round(baseline_accuracy, 4), baseline_c=chosen_c, test_size=len(test_labels),
-    validation_size=len(val_labels), max_length=max_length, train_seconds=round(history[-1]["seconds"], 1),
+    baseline_accuracy=round(baseline_accuracy, 4), baseline_c=chosen_c, test_reviews=len(test_labels),
+    train_reviews=len(train_labels), validation_size=len(val_labels),
+    tfidf_full_train_accuracy=round(tfidf_full_train_accuracy, 4), tfidf_full_train_reviews=full_train_size,
+    max_length=max_length, train_seconds=round(history[-1]["seconds"], 1),
     adapted_encoder_accuracy=round(scores["adapted"]["accuracy"], 4) if "adapted" in scores else None,
     samples_per_second=round(history[-1]["samples_per_second"], 1),
     lever_speedup=round(lever_speedup, 2) if lever_speedup else None,

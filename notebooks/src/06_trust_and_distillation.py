@@ -85,7 +85,7 @@ model, tokenizer = load_classifier(folder)
 model.set_attn_implementation("eager")  # the written-out kernel: the only one that returns attention weights
 model = model.to(device)
 pad_id, max_length = tokenizer.pad_token_id, profile.max_length
-test = splits["test"] if profile.name == "cpu" else balanced_sample(splits["test"], 2_000, profile.seed)
+test = balanced_sample(splits["test"], 1_000 if profile.name == "cpu" else 2_000, profile.seed)  # official test reviews
 test_texts, test_labels = list(test["text"]), np.array(test["label"])
 encoded_test = encode(tokenizer, test_texts, max_length)
 test_logits = predict_logits(model, encoded_test, pad_id, precision=profile.precision)
@@ -413,8 +413,10 @@ for check in checks[2:5]:
 # right. The **reliability diagram** sorts the held-out reviews into bins of confidence (for two
 # classes the confidence, the probability of the predicted label, lies between 0.5 and 1) and
 # plots each bin's accuracy against its mean confidence; the **expected calibration error** (ECE)
-# is the gap between the two, averaged with the bins' shares of the reviews. Fine-tuned
-# transformers are often overconfident (Guo et al., 2017).
+# is the gap between the two, averaged with the bins' shares of the reviews. Modern deep networks
+# are often overconfident (Guo et al., 2017, on image classifiers and older NLP models), but
+# pretrained transformers fine-tuned and tested within their own domain were found fairly well
+# calibrated (Desai & Durrett, 2020): expect a temperature near 1 here, not a large correction.
 #
 # **Temperature scaling** divides every logit margin by one number $T$, fitted to minimise the
 # cross-entropy on the validation reviews, never the test ones. Dividing by a positive number
@@ -476,8 +478,10 @@ plt.show()
 # "positive". The loss is half the KL divergence to the softened teacher (times the temperature
 # squared, which keeps its gradients the same size) and half the usual cross-entropy.
 #
-# The student is the teacher's own lower half: the embeddings, the first half of the layers, and
-# the classifier head, as DistilBERT was initialised from BERT. It trains for one epoch with the
+# The student starts from the teacher's embeddings, its lowest half of layers and its classifier
+# head. That is Patient KD's choice (Sun et al., 2019); DistilBERT instead took one layer of every
+# two from BERT (Sanh et al., 2019). We keep the lowest layers because they form a working
+# encoder as they stand: each layer reads exactly what it read inside the teacher. It trains for one epoch with the
 # profile's recipe, with the teacher's forward pass in every step, on a stratified part of the
 # same training reviews (2,400 of the 3,600 at the `cpu` profile, to keep the notebook within 6
 # minutes on 2 cores; 10,000 of the 22,500 at the `gpu` profile).
@@ -573,9 +577,9 @@ print("top 5 with [MASK]:", [tokens[i] for i in np.argsort(-np.abs(masked_ig))[:
 assert abs(masked_ig.sum() - masked_change) < 0.01 * abs(masked_change)
 
 # %% [markdown]
-# **Exercise 2.** Write a CheckList test of your own: intensifiers. "The film was very good" should
-# be at least as positive as "The film was good" (a direction test, reversed: P(positive) must
-# not fall). Which model fails it more often?
+# **Exercise 2.** Write a CheckList test of your own: intensifiers. "The film was really good"
+# should be at least as positive as "The film was good" (a direction test, reversed: P(positive)
+# must not fall). Which model fails it more often?
 
 # %% tags=["solution"]
 # NBVAL_IGNORE_OUTPUT
