@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -37,13 +38,41 @@ def load_classifier(folder: str | Path) -> tuple[BertForReviewClassification, ob
     if not folder.is_dir():
         raise FileNotFoundError(f"No trained classifier in {folder}: run notebook 04 first, or pass --model FOLDER.")
     check_model_folder(folder, architectures=("BertForReviewClassification",))
+    again = "save it again (notebook 04's last section)"
     try:
-        model = BertForReviewClassification.from_pretrained(folder)
+        model, info = BertForReviewClassification.from_pretrained(folder, output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except Exception as error:  # a truncated weights file, a missing tokenizer: many types
-        raise ValueError(f"The classifier in {folder} cannot be loaded ({type(error).__name__}): "
-                         "save it again (notebook 04's last section).") from None
+        raise ValueError(f"The classifier in {folder} cannot be loaded ({type(error).__name__}): {again}.") from None
+    missing = sorted(info["missing_keys"]) + sorted(key for key, *_ in info.get("mismatched_keys", []))
+    if missing:  # transformers would fill them with random numbers and only warn (a warning we silence)
+        raise ValueError(f"The classifier in {folder} lacks {len(missing)} of its weights (for example "
+                         f"{missing[0]}): they would be random. {again[0].upper()}{again[1:]}.")
+    for name, tensor in _saved_tensors(folder):
+        if not tensor.is_floating_point():
+            raise ValueError(f"The weight {name} in {folder} is stored as {tensor.dtype}, not as floats: {again}.")
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f"The weight {name} in {folder} holds NaN or infinite values: {again}.")
+    if len(tokenizer) != model.config.vocab_size:  # e.g. no tokenizer files: a 5-token tokenizer reads [UNK] only
+        raise ValueError(f"The tokenizer in {folder} has {len(tokenizer):,} tokens but the model "
+                         f"{model.config.vocab_size:,}: it is not the model's own tokenizer; {again}.")
     return model.eval(), tokenizer
+
+
+def _saved_tensors(folder: Path):
+    """Yield (name, tensor) for every tensor in the folder's weights file, as stored (dtype and all)."""
+    weights = folder / "model.safetensors"
+    if weights.is_file():
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(weights, framework="pt") as handle:
+                for name in handle.keys():
+                    yield name, handle.get_tensor(name)
+        except SafetensorError as error:
+            raise ValueError(f"{weights} cannot be read ({error}): save it again.") from None
+    else:
+        yield from torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True).items()
 
 
 def quantize_int8(model: nn.Module, only: set[str] | None = None) -> nn.Module:
@@ -82,14 +111,16 @@ def median_latency_ms(model: nn.Module, batch: dict[str, torch.Tensor], repeats:
 
 
 def read_reviews(stdin) -> list[str]:
-    """Return the non-blank lines of standard input, or raise ValueError if it is not UTF-8 text."""
+    """Return the non-blank lines of standard input, or raise ValueError if it is not UTF-8 text.
+
+    A line ends at \\n, \\r\\n or a lone \\r (old Mac files, `printf 'a\\rb'`), whatever the stream's mode.
+    """
     try:
-        lines = [line.rstrip("\r\n") for line in stdin if line.strip()]
-        for line in lines:  # in the POSIX locale Python reads undecodable bytes as lone surrogates
-            line.encode("utf-8")
+        text = stdin.read()
+        text.encode("utf-8")  # in the POSIX locale Python reads undecodable bytes as lone surrogates
     except (UnicodeDecodeError, UnicodeEncodeError):
         raise ValueError("Standard input is not UTF-8 text: give one review per line.") from None
-    return lines
+    return [line for line in re.split(r"\r\n|\r|\n", text) if line.strip()]
 
 
 def main(argv: list[str] | None = None, stdin=None) -> int:
@@ -103,6 +134,8 @@ def main(argv: list[str] | None = None, stdin=None) -> int:
     stdin = sys.stdin if stdin is None else stdin
     quiet_libraries(offline=True)  # no progress bars on stderr; the classifier is a local folder
     try:
+        if args.model is not None and not args.model.strip():
+            raise ValueError("--model '': give the folder notebook 04 saved, or leave --model out for it.")
         texts = check_reviews(args.reviews or read_reviews(stdin))
         model, tokenizer = load_classifier(args.model or classifier_dir(get_profile()))
         longest = model.config.max_position_embeddings

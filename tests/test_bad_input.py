@@ -238,3 +238,53 @@ def test_the_cli_into_a_closed_pipe_stops_quietly(classifier_folder):
     finished = subprocess.run(["bash", "-c", f"set -o pipefail; {shell}"], input=reviews, capture_output=True,
                               text=True, timeout=300)
     assert finished.stdout.count("\n") == 1 and finished.stderr == "", finished.stderr
+
+
+# --- served classifier folders that would load with random or garbage weights (round 3) ----------
+def altered_copy(classifier_folder, tmp_path, change) -> "Path":
+    """Copy the classifier folder, replacing its weights by `change(weights)`; return the copy."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "altered"
+    shutil.copytree(classifier_folder, folder)
+    save_file(change(load_file(folder / "model.safetensors")), folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda w: {}, "lacks"),
+    (lambda w: {k: v for k, v in w.items() if not k.startswith("classifier.")}, "lacks 2 of its weights"),
+    (lambda w: {k: v for k, v in w.items() if "embeddings" in k}, "lacks"),
+    (lambda w: {k: v.to(torch.int32) for k, v in w.items()}, "is stored as torch.int32, not as floats"),
+    (lambda w: {k: v.fill_(float("nan")) if k == "classifier.weight" else v for k, v in w.items()},
+     "classifier.weight in .* holds NaN or infinite values"),
+], ids=["no tensors", "no classifier", "only embeddings", "int32", "NaN"])
+def test_a_broken_classifier_folder_is_refused_not_served(classifier_folder, tmp_path, capsys, change, message):
+    folder = altered_copy(classifier_folder, tmp_path, change)
+    with pytest.raises(ValueError, match=message):
+        load_classifier(folder)
+    exits_with(capsys, ["--model", str(folder), "Fine."], None, "ave it again")  # Save or save
+
+
+def test_a_classifier_folder_without_its_tokenizer_is_refused(classifier_folder, tmp_path, capsys):
+    import shutil
+
+    folder = tmp_path / "no-tokenizer"
+    shutil.copytree(classifier_folder, folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
+    exits_with(capsys, ["--model", str(folder), "Fine."], None, "it is not the model's own tokenizer")
+
+
+def test_an_empty_model_argument_is_refused_not_replaced_by_the_default(capsys):
+    exits_with(capsys, ["--model", "", "Fine."], None, "--model '': give the folder notebook 04 saved")
+    exits_with(capsys, ["--model", "  ", "Fine."], None, "--model '': give the folder notebook 04 saved")
+
+
+def test_standard_input_with_carriage_returns_only_is_one_review_per_line(classifier_folder, capsys):
+    stdin = io.StringIO("good film\rbad film\r\rfine\r\nlast")
+    assert main(["--model", str(classifier_folder), "--max-length", "32"], stdin=stdin) == 0
+    shown = [line.split("\t")[2] for line in capsys.readouterr().out.splitlines()]
+    assert shown == ["good film", "bad film", "fine", "last"]
