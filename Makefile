@@ -80,7 +80,7 @@ colab: $(COLAB_STAMP)
 
 # nbval trains in a fresh work folder: a finished checkpoint from an earlier run must not stand in.
 nbval: venv
-	@work=$$(mktemp -d); TUTORIAL_PROFILE=cpu TUTORIAL_WORKDIR=$$work $(PY) -m pytest $(NBVAL_FLAGS) notebooks/*.ipynb -q; \
+	@work=$$(mktemp -d); TUTORIAL_PROFILE=cpu TUTORIAL_WORKDIR=$$work TUTORIAL_MODELS_DIR= $(PY) -m pytest $(NBVAL_FLAGS) notebooks/*.ipynb -q; \
 	  status=$$?; rm -rf $$work; exit $$status
 
 notebooks: venv

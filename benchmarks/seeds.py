@@ -3,7 +3,8 @@
 The recipe (`helpers.classification.fine_tune` with the cpu profile) is trained from the base
 all-MiniLM-L6-v2 and from notebook 03's adapted encoder, once per seed. A seed draws the new
 head's weights and the order of the batches; the reviews stay the same: the training reviews less
-a stratified validation split, and the 1,000 test reviews, on which every model is scored. The
+a stratified validation split, and the profile's official test reviews (5,000 at the cpu profile), on
+which every model is scored. The
 TF-IDF baseline (C chosen on the validation reviews) is deterministic: one fit serves every seed.
 The report gives each run, the mean and spread over seeds, a paired t-test over seeds and, per
 seed, McNemar's test against the baseline on the same test reviews.
@@ -109,7 +110,7 @@ def run(size: str = "full", encoder_dir: Path | None = None) -> Result:
 
     result = Result("seeds", f"Notebook 04's cpu recipe over {len(base)} seeds: base vs adapted encoder vs TF-IDF")
     result.lines += [
-        f"{len(fit):,} training reviews (the sample's training split less {len(validation):,} validation reviews), "
+        f"{len(fit):,} training reviews (the profile's training reviews less {len(validation):,} for validation), "
         f"{len(test):,} test reviews, the same for every run. Recipe: {profile.max_length} tokens head+tail, "
         f"{profile.epochs} epoch(s), batch {profile.batch_size}, lr {profile.learning_rate:g}, {profile.precision}, "
         f"dropout {profile.dropout:g}, word embeddings {'frozen' if profile.freeze_word_embeddings else 'trained'}. "

@@ -11,6 +11,8 @@ label: take subsets with `balanced_sample`, never "the first N".
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 import math
 import os
 import re
@@ -92,7 +94,13 @@ def read_aclimdb(folder: Path) -> pd.DataFrame:
         ("unsupervised", "unsup", -1),
     ]:
         directory = folder / ("test" if split == "test" else "train") / label_dir
+        other_case = sorted(p for p in directory.glob("*") if p.suffix.lower() == ".txt" and p.suffix != ".txt")
+        if other_case:
+            raise ValueError(f"{other_case[0]} ends in {other_case[0].suffix}: aclImdb's reviews end in .txt; rename "
+                             f"the {len(other_case)} such file(s), or they would be left out.")
         for path in sorted(directory.glob("*.txt")):
+            if not path.is_file():  # a folder, a pipe (reading it would wait forever) or a broken link
+                raise ValueError(f"{path} is not a review file (a folder, a pipe or a broken link?): remove it.")
             try:
                 text = path.read_text(encoding="utf-8")
             except UnicodeDecodeError:
@@ -105,6 +113,11 @@ def read_aclimdb(folder: Path) -> pd.DataFrame:
         raise ValueError(f"{len(empty)} review file(s) in {folder} are empty, for example {empty[0]}.")
     if not rows:
         raise ValueError(f"{folder} holds no train/pos, train/neg, test/pos or test/neg reviews.")
+    for split in ("train", "test"):
+        for label, name in ((0, "neg"), (1, "pos")):
+            if not any(row[1] == label and row[2] == split for row in rows):
+                raise ValueError(f"{folder / split / name} holds no reviews: a classifier needs both classes in "
+                                 f"the {split} split.")
     return pd.DataFrame(rows, columns=["text", "label", "split"])
 
 
@@ -150,6 +163,8 @@ def read_local_reviews(path: str | os.PathLike) -> pd.DataFrame:
         raise FileNotFoundError(f"No IMDB data at {path}: point {DATA_ENV} at an existing file.")
     if path.is_dir():
         return read_aclimdb(path)
+    if not path.is_file():  # a named pipe would block the reader forever; a device is not reviews
+        raise ValueError(f"{path} is not a regular file (a pipe or a device?): point {DATA_ENV} at a review file.")
     frame = _read_table(path)
     if frame.empty:
         raise ValueError(f"{path.name} holds no reviews.")
@@ -261,5 +276,13 @@ def load_reviews(profile: Profile, clean: bool = True) -> DatasetDict:
     splits = sized(splits, profile)
     if not clean:
         return splits
-    return DatasetDict({name: split.map(lambda batch: {"text": [clean_review(t) for t in batch["text"]]}, batched=True)
-                        for name, split in splits.items()})
+    return DatasetDict({name: _cleaned(split) for name, split in splits.items()})
+
+
+def _cleaned(split: Dataset) -> Dataset:
+    """Return the split with `clean_review` applied, cached by `datasets` under a key that changes with its code."""
+    # datasets fingerprints a function by reference to the globals it calls: an edited clean_review
+    # would be served from the old cache. Its source text is part of the key instead.
+    key = hashlib.sha256((split._fingerprint + inspect.getsource(clean_review)).encode()).hexdigest()[:32]
+    return split.map(lambda batch: {"text": [clean_review(t) for t in batch["text"]]}, batched=True,
+                     new_fingerprint=key)

@@ -184,6 +184,9 @@ def scaled(profile: Profile, factor: str | float | None) -> Profile:
 def work_dir(profile: Profile) -> Path:
     """Return (and create) the folder for this profile's checkpoints and models: $TUTORIAL_WORKDIR or ~/.cache."""
     root = Path(os.environ.get(WORK_ENV) or Path.home() / ".cache" / "bert-imdb-tutorial").expanduser()
+    if not root.is_absolute():  # notebooks run in notebooks/, the command line in the root: two different folders
+        raise ValueError(f"{WORK_ENV}={str(root)!r} is a relative path, which notebooks (run in notebooks/) and the "
+                         "command line (run from the repository) would read as two folders: give an absolute one.")
     folder = root / profile.name
     if root.exists() and not root.is_dir():
         raise NotADirectoryError(f"The work folder {root} is a file: set {WORK_ENV} to a folder (it is created "
@@ -209,6 +212,8 @@ def models_dir(profile: Profile) -> Path:
     root = os.environ.get(MODELS_ENV)
     if not root:
         return work_dir(profile)
+    if not Path(root).expanduser().is_absolute():
+        raise ValueError(f"{MODELS_ENV}={root!r} is a relative path: give an absolute one (see {WORK_ENV}).")
     folder = Path(root).expanduser() / profile.name
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -72,7 +72,12 @@ def _saved_tensors(folder: Path):
         except SafetensorError as error:
             raise ValueError(f"{weights} cannot be read ({error}): save it again.") from None
     else:
-        yield from torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True).items()
+        try:
+            saved = torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
+        except Exception as error:  # a truncated or foreign pickle: many types
+            raise ValueError(f"{folder / 'pytorch_model.bin'} cannot be read ({type(error).__name__}): "
+                             "save it again.") from None
+        yield from saved.items()
 
 
 def quantize_int8(model: nn.Module, only: set[str] | None = None) -> nn.Module:
@@ -127,7 +132,7 @@ def main(argv: list[str] | None = None, stdin=None) -> int:
     """Classify reviews given as arguments, or one per line on standard input; 2 on bad input."""
     parser = argparse.ArgumentParser(prog="python -m helpers.serving", description="Classify movie reviews.")
     parser.add_argument("reviews", nargs="*", help="review texts (read from standard input when none are given)")
-    parser.add_argument("--model", help="classifier folder (default: notebook 04's, in the work folder)")
+    parser.add_argument("--model", help="classifier folder (default: notebook 04's, in the models folder)")
     parser.add_argument("--int8", action="store_true", help="use dynamic int8 quantization (CPU)")
     parser.add_argument("--max-length", type=int, default=None, help="tokens per review (default: the profile's)")
     args = parser.parse_args(argv)

@@ -12,7 +12,7 @@ import random
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -59,7 +59,7 @@ class Session:
         Helpers that train (Trainer, Accelerate) move their model to this device; a model a notebook
         builds beside them must go there too, or a GPU run mixes devices where a CPU run cannot.
         """
-        if isinstance(thing, dict):
+        if isinstance(thing, Mapping):  # a dict of tensors, or a tokenizer's BatchEncoding
             return {key: self.place(value) for key, value in thing.items()}
         return thing.to(self.device) if isinstance(thing, torch.nn.Module | torch.Tensor) else thing
 

@@ -24,6 +24,7 @@ import gc
 import hashlib
 import itertools
 import json
+import math
 import pickle
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -223,8 +224,14 @@ class Trainer:
     def load_checkpoint(self) -> bool:
         """Resume from the checkpoint of an equal run if one exists; return whether it did."""
         path = self.checkpoint_dir / CHECKPOINT if self.checkpoint_dir else None
+        if path is not None and self.checkpoint_dir.exists() and not self.checkpoint_dir.is_dir():
+            raise NotADirectoryError(f"{self.checkpoint_dir} is a file, where training keeps its checkpoint folder: "
+                                     "move it away (or set TUTORIAL_WORKDIR to another folder).")
         if path is None or not path.exists():
             return False
+        if not path.is_file():  # a folder or a named pipe: torch.load would fail, or wait forever
+            raise ValueError(f"{path} is not a regular file (a folder or a pipe?): remove it; training writes its "
+                             "checkpoint there.")
         try:  # weights_only: a checkpoint file cannot run code when it is loaded
             state = torch.load(path, map_location="cpu", weights_only=True)
         except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
@@ -238,6 +245,10 @@ class Trainer:
             print(f"Ignoring {path}: it belongs to a run with other settings ({', '.join(differs) or 'format'}). "
                   "Training starts from step 0 and replaces it.")
             return False
+        problem = self._checkpoint_problem(state)  # checked before anything is loaded: no half-loaded model
+        if problem:
+            print(f"Ignoring {path}: {problem}. Training starts from step 0 and replaces it.")
+            return False
         self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
@@ -245,6 +256,19 @@ class Trainer:
         self.step, self.epoch, self.batch_index, self.accumulation = state["position"]
         self.history = state["history"]
         return True
+
+    def _checkpoint_problem(self, state: dict) -> str | None:
+        """Return what makes a checkpoint of this run unusable (missing parts, other weights, NaN), or None."""
+        parts = ("position", "model", "optimizer", "schedule", "scaler", "history")
+        missing = [key for key in parts if key not in state]
+        if missing:
+            return f"it lacks its {', '.join(missing)}"
+        weights, expected = state["model"], self.accelerator.unwrap_model(self.model).state_dict()
+        if not isinstance(weights, dict) or weights.keys() != expected.keys():
+            return "its weights are not this model's"
+        if any(v.is_floating_point() and not torch.isfinite(v).all() for v in weights.values()):
+            return "its weights hold NaN or infinite values"
+        return None
 
     # --- one optimizer step ------------------------------------------------------------------
     def _local_share(self, batch: Batch) -> Batch:
@@ -287,6 +311,11 @@ class Trainer:
             if loss is not None:
                 break
             self._back_off(len(next(iter(batch.values()))))
+        if not math.isfinite(loss):  # every later step would be NaN too: stop, and keep the last good checkpoint
+            self.optimizer.zero_grad(set_to_none=True)
+            raise FloatingPointError(f"The loss is {loss} at step {self.step + 1}: the weights or the learning rate "
+                                     f"({self.config.learning_rate:g}) have diverged. Lower the learning rate, or "
+                                     "use fp32 (TUTORIAL_PRECISION=fp32), and train again.")
         self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
         self._optimizer_step()

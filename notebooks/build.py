@@ -30,7 +30,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
 from helpers.files import atomic_path
-from helpers.profile import WORK_ENV, get_profile
+from helpers.profile import MODELS_ENV, WORK_ENV, get_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -176,6 +176,7 @@ def build(names: list[str]) -> None:
     """
     work, before = tempfile.mkdtemp(prefix="tutorial-build-"), os.environ.get(WORK_ENV)
     os.environ[WORK_ENV] = work  # the kernels inherit it
+    models_before = os.environ.pop(MODELS_ENV, None)  # finished models too go to the fresh folder
     try:
         for source in select(sorted(SOURCES.glob("[0-9]*.py")), with_prerequisites(names)):
             target = NOTEBOOKS / f"{source.stem}.ipynb"
@@ -193,6 +194,8 @@ def build(names: list[str]) -> None:
             os.environ.pop(WORK_ENV, None)
         else:
             os.environ[WORK_ENV] = before
+        if models_before is not None:
+            os.environ[MODELS_ENV] = models_before
 
 
 def run(names: list[str]) -> None:

@@ -10,6 +10,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -241,7 +242,7 @@ def test_the_cli_into_a_closed_pipe_stops_quietly(classifier_folder):
 
 
 # --- served classifier folders that would load with random or garbage weights (round 3) ----------
-def altered_copy(classifier_folder, tmp_path, change) -> "Path":
+def altered_copy(classifier_folder, tmp_path, change) -> Path:
     """Copy the classifier folder, replacing its weights by `change(weights)`; return the copy."""
     import shutil
 
@@ -288,3 +289,47 @@ def test_standard_input_with_carriage_returns_only_is_one_review_per_line(classi
     assert main(["--model", str(classifier_folder), "--max-length", "32"], stdin=stdin) == 0
     shown = [line.split("\t")[2] for line in capsys.readouterr().out.splitlines()]
     assert shown == ["good film", "bad film", "fine", "last"]
+
+
+# --- files that are not files, one-class folders, relative folders (round 3) ----------------------
+FOUR = {"train/pos/0_9.txt": "Great.", "train/neg/1_2.txt": "Bad.", "test/pos/2_8.txt": "Fine.",
+        "test/neg/3_1.txt": "Dull."}
+
+
+def test_a_pipe_given_as_the_data_file_is_refused_not_read_forever(clean_env, tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "reviews.csv")
+    with pytest.raises(ValueError, match=r"reviews.csv is not a regular file \(a pipe or a device\?\)"):
+        read_local_reviews(tmp_path / "reviews.csv")
+
+
+@pytest.mark.parametrize("kind", ["folder", "pipe", "broken link"])
+def test_an_aclimdb_review_that_is_not_a_file_is_named(tmp_path, kind):
+    import os
+
+    root = acl_folder(tmp_path / "aclImdb", FOUR)
+    odd = root / "train" / "pos" / "4_10.txt"
+    make = {"folder": odd.mkdir, "pipe": lambda: os.mkfifo(odd), "broken link": lambda: odd.symlink_to(tmp_path / "x")}
+    make[kind]()
+    with pytest.raises(ValueError, match=r"4_10.txt is not a review file \(a folder, a pipe or a broken link\?\)"):
+        read_local_reviews(root)
+
+
+def test_an_aclimdb_folder_with_one_class_or_upper_case_names_is_refused(tmp_path):
+    one_class = acl_folder(tmp_path / "one", {**FOUR, "train/neg/1_2.txt": ""})
+    (one_class / "train" / "neg" / "1_2.txt").unlink()
+    with pytest.raises(ValueError, match=r"train/neg holds no reviews: a classifier needs both classes"):
+        read_local_reviews(one_class)
+    shouting = acl_folder(tmp_path / "upper", {**FOUR, "test/pos/5_7.TXT": "Loud."})
+    with pytest.raises(ValueError, match=r"5_7.TXT ends in .TXT: aclImdb's reviews end in .txt"):
+        read_local_reviews(shouting)
+
+
+@pytest.mark.parametrize("variable", ["TUTORIAL_WORKDIR", "TUTORIAL_MODELS_DIR"])
+def test_a_relative_work_or_models_folder_is_refused(clean_env, variable):
+    from helpers.profile import models_dir
+
+    clean_env.setenv(variable, "work")
+    with pytest.raises(ValueError, match=rf"{variable}='work' is a relative path"):
+        models_dir(CPU)

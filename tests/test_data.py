@@ -92,7 +92,7 @@ def test_missing_file(tmp_path):
 def test_no_local_data_and_no_network(tmp_path, profile):
     code = f"from helpers.data import load_reviews; from helpers.profile import get_profile; " \
            f"load_reviews(get_profile('{profile}'))"
-    result = run_offline(code, TUTORIAL_WORKDIR=str(tmp_path))
+    result = run_offline(code, TUTORIAL_WORKDIR=str(tmp_path), HF_HOME=str(tmp_path / "hf"))  # no cached copy
     last_line = result.stderr.strip().splitlines()[-1]
     assert result.returncode == 1
     assert last_line.startswith("ConnectionError: Could not download stanfordnlp/imdb from the Hugging Face Hub")

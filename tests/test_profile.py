@@ -73,6 +73,7 @@ def test_fp32_can_be_forced_and_nothing_else(clean_env, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     monkeypatch.setattr("helpers.device.cpu_has_bf16", lambda: True)
+    clean_env.delenv("TUTORIAL_PRECISION", raising=False)  # the suite may run with it set
     assert get_profile("cpu").precision == "bf16"
     clean_env.setenv("TUTORIAL_PRECISION", "FP32")
     assert get_profile("cpu").precision == "fp32", "a bf16 CPU runs as one without bf16"

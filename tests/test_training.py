@@ -308,3 +308,45 @@ def test_the_notebook_loop_and_the_helper_end_with_the_same_weights():
 def test_unknown_precision_is_a_clear_error():
     with pytest.raises(ValueError, match="Unknown precision 'fp8': choose one of " + ", ".join(PRECISIONS)):
         Trainer(tiny_model(), masked_only_loss, TrainConfig(steps=1, learning_rate=1e-3, precision="fp8"))
+
+
+# --- checkpoints and losses that must not be trusted (bad input, round 3) -------------------------
+@pytest.mark.parametrize(("change", "said"), [
+    (lambda s: {**s, "model": {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v
+                               for k, v in s["model"].items()}}, "its weights hold NaN or infinite values"),
+    (lambda s: {k: v for k, v in s.items() if k != "scaler"}, "it lacks its scaler"),
+    (lambda s: {**s, "model": dict(list(s["model"].items())[:-1])}, "its weights are not this model's"),
+], ids=["NaN weights", "a part missing", "a weight missing"])
+def test_a_checkpoint_that_matches_the_run_but_cannot_be_trusted_is_ignored_untouched(tmp_path, capsys, change, said):
+    interrupted_run(tmp_path)
+    path = tmp_path / CHECKPOINT
+    torch.save(change(torch.load(path, weights_only=True)), path)
+    trainer = Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
+    before = parameters(trainer)
+    assert not trainer.load_checkpoint()
+    assert said in capsys.readouterr().out
+    after = parameters(trainer)
+    assert all(torch.equal(before[k], after[k]) for k in before), "nothing was loaded into the model"
+
+
+def test_a_checkpoint_path_that_is_a_folder_or_a_pipe_or_a_checkpoint_folder_that_is_a_file(tmp_path):
+    import os
+
+    (tmp_path / "folder" / CHECKPOINT).mkdir(parents=True)
+    with pytest.raises(ValueError, match="is not a regular file"):
+        Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path / "folder").load_checkpoint()
+    (tmp_path / "pipe").mkdir()
+    os.mkfifo(tmp_path / "pipe" / CHECKPOINT)  # torch.load would wait for a writer forever
+    with pytest.raises(ValueError, match="is not a regular file"):
+        Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path / "pipe").load_checkpoint()
+    (tmp_path / "a file").write_text("not a folder")
+    with pytest.raises(NotADirectoryError, match="is a file, where training keeps its checkpoint folder"):
+        Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path / "a file").load_checkpoint()
+
+
+def test_a_nan_loss_stops_training_with_a_sentence():
+    def nan_loss(model, batch):
+        return masked_only_loss(model, batch) * float("nan")
+
+    with pytest.raises(FloatingPointError, match=r"The loss is nan at step 1: .* Lower the learning rate"):
+        Trainer(tiny_model(), nan_loss, CONFIG).fit(loader_for)

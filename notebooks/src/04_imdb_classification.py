@@ -52,7 +52,7 @@ from helpers.classification import (
     predict_probabilities,
 )
 from helpers.data import LABEL_NAMES, load_reviews, validation_split
-from helpers.device import autocast, resolve_precision
+from helpers.device import autocast
 from helpers.measure import (
     alternating_medians,
     peak_tensor_bytes,
@@ -62,7 +62,7 @@ from helpers.measure import (
 )
 from helpers.models import adapted_encoder_dir, classifier_dir, load_pretrained, save_atomically
 from helpers.plotting import LiveCurve, show_heatmaps, show_token_colours
-from helpers.profile import work_dir
+from helpers.profile import models_dir, work_dir
 from helpers.session import print_summary, start_notebook
 from helpers.training import TrainConfig, Trainer, data_fingerprint, warmup_then_decay
 
@@ -135,7 +135,8 @@ session.expect(baseline_accuracy > 0.8,
 
 # %% [markdown]
 # The same baseline trained on **all 25,000 official training reviews** (C chosen on the same
-# validation reviews, which it then does not train on) and scored on the same test reviews: the
+# validation reviews, which it then does not train on, nor on their word-for-word duplicates)
+# and scored on the same test reviews: the
 # anchor that ties this notebook's numbers to the published ones on the official test split
 # (bag-of-words logistic regression 88.9 %, Maas et al. 2011; NBSVM with bigrams 91.2 %, Wang &
 # Manning 2012). At the `gpu` profile it is the baseline above.
@@ -197,7 +198,7 @@ print(f"padding efficiency of length-grouped batches of {profile.batch_size}: "
 # %%
 encoder_dir = adapted_encoder_dir(profile)
 sources = {"base": "base"}
-shown = f"<work folder>/{encoder_dir.relative_to(work_dir(profile).parent)}"  # the same on every machine
+shown = f"<models folder>/{encoder_dir.relative_to(models_dir(profile).parent)}"  # the same on every machine
 if (encoder_dir / "model.safetensors").exists():
     sources["adapted"] = encoder_dir
     print(f"adapted encoder found: {shown}")
@@ -817,7 +818,7 @@ def step_megabytes(model, batch, grad=True, precision="fp32"):
     return peak_tensor_bytes(step, grad=grad) / 2**20
 
 
-half_precision = resolve_precision("bf16")  # bf16; fp16 on a T4; fp32 where neither pays off
+half_precision = profile.precision  # bf16; fp16 on a T4; fp32 where neither pays off (or where it is forced)
 memory = {"training step, fp32": step_megabytes(probe_model, probe_batch)}
 memory["no gradients (evaluation)"] = step_megabytes(probe_model, probe_batch, grad=False)
 memory["half batch + accumulation"] = step_megabytes(probe_model, {k: v[:8] for k, v in probe_batch.items()})
@@ -907,7 +908,7 @@ for review, p_baseline, (label, probability) in zip(tricky, baseline_says, model
 # exactly the same reviews and beside one trained on all 25,000 official training reviews, on the
 # same official test reviews. The cell below states this run's result from its own numbers (on the
 # earlier 1,000-review sample the baseline won in every seed; see section 8). The classifier waits
-# in the work folder for notebook 05. The last line is what CI records for this notebook.
+# in the models folder for notebook 05. The last line is what CI records for this notebook.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -13,7 +13,7 @@
 # confident mean 90 % right*, and can one number fix it (temperature scaling)? And can a model
 # half its depth, taught by the classifier (knowledge distillation), do the job faster?
 #
-# **What you need.** Reading: about 40 minutes. Notebook 04's classifier in the work folder (on
+# **What you need.** Reading: about 40 minutes. Notebook 04's classifier in the models folder (on
 # Colab: on Google Drive, see the optional cell below); without it this notebook first trains one
 # the same way (about 2.5 minutes at the `cpu` profile) and says so. Running at the `cpu` profile:
 # about 5.5 minutes on 2 cores, most of it the student's training and the integrated gradients of
