@@ -27,7 +27,7 @@ COLAB_STAMP  := $(COLAB_VENV)/.installed
 NBVAL_FLAGS := --nbval --nbval-current-env --nbval-cell-timeout=1800 \
                --sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider
 
-.PHONY: help venv run test precision unit slow nbval colab notebooks bench lint clean
+.PHONY: help venv run test precision unit slow nbval colab notebooks prose bench lint clean
 
 help:
 	@echo "make run        execute every notebook at the profile that fits this machine (runs/<profile>/)"
@@ -36,6 +36,7 @@ help:
 	@echo "make slow       the tests that launch processes or run every benchmark at its smallest size"
 	@echo "make colab      unit tests + the gpu profile's code path on a tiny model, with Colab's versions"
 	@echo "make notebooks  rebuild notebooks/*.ipynb from notebooks/src with a fresh cpu run (NB=03 for one)"
+	@echo "make prose      refresh only the text cells from notebooks/src, keeping the outputs (refuses code changes)"
 	@echo "make bench      every benchmark on this machine: benchmarks/results/*.md and summary.json (~45 min, 2 cores)"
 	@echo "make lint       ruff over helpers/, tests/, benchmarks/ and notebooks/ (sources and builder)"
 
@@ -85,6 +86,10 @@ nbval: venv
 
 notebooks: venv
 	TUTORIAL_PROFILE=cpu $(PY) -m notebooks.build build $(NB)
+
+# Text cells only, after a prose fix: refuses if any code cell changed (then use `make notebooks`).
+prose: venv
+	$(PY) -m notebooks.build prose $(NB)
 
 bench: venv
 	$(PY) -m benchmarks.run

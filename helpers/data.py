@@ -28,8 +28,9 @@ LABEL_NAMES = ("negative", "positive")  # label 0 and label 1
 _LABEL_WORDS = {"0": 0, "neg": 0, "negative": 0, "1": 1, "pos": 1, "positive": 1}
 _READERS = {
     ".parquet": pd.read_parquet,
-    ".csv": pd.read_csv,
-    ".tsv": lambda path: pd.read_csv(path, sep="\t"),
+    # Only an empty field is missing: "NA", "None" and "null" are words a review can consist of.
+    ".csv": lambda path: pd.read_csv(path, keep_default_na=False, na_values=[""]),
+    ".tsv": lambda path: pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""]),
     ".jsonl": lambda path: pd.read_json(path, lines=True),
 }
 _ACLIMDB_FOLDERS = ("train/pos", "train/neg", "test/pos", "test/neg")  # train/unsup is optional
@@ -142,7 +143,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     _check_delimiter(path)
     kind = path.suffix.lower().lstrip(".")
     try:
-        return reader(path)
+        frame = reader(path)
     except UnicodeDecodeError:
         raise ValueError(f"{path.name} is not UTF-8 text: save it with UTF-8 encoding.") from None
     except pd.errors.EmptyDataError:
@@ -154,6 +155,10 @@ def _read_table(path: Path) -> pd.DataFrame:
     except (ValueError, OSError) as error:  # pyarrow's ArrowInvalid and pandas' JSON errors are ValueErrors
         raise ValueError(f"{path.name} cannot be read as {kind} ({type(error).__name__}): is it really a "
                          f".{kind} file?") from None
+    if kind in ("csv", "tsv") and not isinstance(frame.index, pd.RangeIndex):  # pandas made the extra field an index
+        raise ValueError(f"{path.name}'s rows have more fields than its header (first data row: "
+                         f"{str(frame.index[0])[:40]!r}...): a text with the delimiter must be in double quotes.")
+    return frame
 
 
 def read_local_reviews(path: str | os.PathLike) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
     python -m notebooks.build build [NAME ...]   # notebooks/src/*.py -> notebooks/*.ipynb, executed
     python -m notebooks.build run [NAME ...]     # execute notebooks/*.ipynb into runs/<profile>/
+    python -m notebooks.build prose [NAME ...]   # text cells from notebooks/src, stored outputs kept
 
 Sources are percent-format Python files (`# %%` starts a code cell, `# %% [markdown]` a text
 cell, `# %% tags=["solution"]` a solution cell shown folded). `build` adds, after the title, the
@@ -220,14 +221,35 @@ def run(names: list[str]) -> None:
     print("\n".join(summaries), flush=True)
 
 
+def refresh_prose(names: list[str]) -> None:
+    """Rewrite the text cells of committed notebooks from their sources, keeping every stored output.
+
+    Only when no code cell changed (same code, same order): the outputs are then still those of that
+    code. Any change to code needs `build`, a fresh execution.
+    """
+    for source in select(sorted(SOURCES.glob("[0-9]*.py")), names):
+        target = NOTEBOOKS / f"{source.stem}.ipynb"
+        fresh, stored = notebook_from_source(source), nbformat.read(target, as_version=4)
+        executed = [c for c in stored.cells if c.cell_type == "code"]
+        if [c.source for c in fresh.cells if c.cell_type == "code"] != [c.source for c in executed]:
+            raise SystemExit(f"{source.name} changed code, not only prose: run `make notebooks NB={source.stem[:2]}`.")
+        kept = iter(executed)
+        for index, cell in enumerate(fresh.cells):
+            if cell.cell_type == "code":
+                fresh.cells[index] = next(kept)
+                fresh.cells[index]["id"] = cell["id"]  # ids follow positions, which new text cells shift
+        write_atomically(fresh, target)
+        print(f"  refreshed the text of {target.relative_to(ROOT)}; its outputs are the stored ones", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Parse the command line and build or run notebooks."""
+    """Parse the command line and build, run, or refresh the text of notebooks."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["build", "run"])
+    parser.add_argument("command", choices=["build", "run", "prose"])
     parser.add_argument("names", nargs="*", help="notebook name prefixes such as 01 (default: all)")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
-    {"build": build, "run": run}[args.command](args.names)
+    {"build": build, "run": run, "prose": refresh_prose}[args.command](args.names)
 
 
 if __name__ == "__main__":

@@ -333,3 +333,18 @@ def test_a_relative_work_or_models_folder_is_refused(clean_env, variable):
     clean_env.setenv(variable, "work")
     with pytest.raises(ValueError, match=rf"{variable}='work' is a relative path"):
         models_dir(CPU)
+
+
+def test_unquoted_commas_in_every_row_are_refused_not_cut(tmp_path):
+    path = tmp_path / "commas.csv"
+    path.write_text("text,label\nGood, fun,1\nBad, dull,0\n")  # pandas would make "Good" the index, "fun" the text
+    with pytest.raises(ValueError, match=r"commas.csv's rows have more fields than its header .* double quotes"):
+        read_local_reviews(path)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_reviews_that_read_na_none_or_null_are_kept_as_text(tmp_path, suffix):
+    path = tmp_path / f"words{suffix}"
+    sep = "," if suffix == ".csv" else "\t"
+    path.write_text(f"text{sep}label\nNA{sep}1\nNone{sep}0\nnull{sep}1\nfine{sep}0\n")
+    assert read_local_reviews(path)["text"].tolist() == ["NA", "None", "null", "fine"]

@@ -118,3 +118,26 @@ def test_building_a_notebook_also_builds_the_ones_it_reads_from():
     assert builder.with_prerequisites(["04"]) == ["03", "04"]
     assert builder.with_prerequisites(["01", "04_imdb"]) == ["01", "03", "04_imdb"]
     assert builder.with_prerequisites([]) == []
+
+
+def test_prose_refresh_keeps_the_outputs_and_refuses_changed_code(tmp_path, monkeypatch):
+    monkeypatch.setattr(builder, "SOURCES", tmp_path / "src")
+    monkeypatch.setattr(builder, "NOTEBOOKS", tmp_path)
+    (tmp_path / "src").mkdir()
+    source = tmp_path / "src" / "09_demo.py"
+    source.write_text(SOURCE)
+    monkeypatch.setattr(builder, "repository_url", lambda: "https://github.com/o/r")
+    stored = builder.notebook_from_source(source)
+    stored.cells[-1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="SUMMARY {}\n")]
+    nbformat.write(stored, tmp_path / "09_demo.ipynb")
+    source.write_text(SOURCE.replace("# Prose before code.", "# Better prose.\n\n# %% [markdown]\n# A new paragraph."))
+    monkeypatch.setattr(builder, "ROOT", tmp_path)  # only for the printed path
+    monkeypatch.setattr(builder, "repository_url", lambda: "https://github.com/o/r")
+    builder.refresh_prose(["09"])
+    refreshed = nbformat.read(tmp_path / "09_demo.ipynb", as_version=4)
+    assert "Better prose." in "".join(c.source for c in refreshed.cells)
+    assert builder.summary_line(refreshed) == "SUMMARY {}", "the stored outputs stay"
+    assert [c.id for c in refreshed.cells] == [c.id for c in builder.notebook_from_source(source).cells]
+    source.write_text(SOURCE.replace("x = 1", "x = 2"))
+    with pytest.raises(SystemExit, match="changed code, not only prose: run `make notebooks NB=09`"):
+        builder.refresh_prose(["09"])

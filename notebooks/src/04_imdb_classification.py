@@ -274,11 +274,12 @@ else:
     print("gpu profile: skipped (section 5 prints the share of the card's peak FLOP/s instead)")
 
 # %% [markdown]
-# Read the table from the top. On the 2-core machine that built this notebook the stock step spent
-# about 30 % of its time in `bernoulli_` (drawing dropout masks, the largest over the whole
-# T x T score matrix of every head), about another 30 % in `bmm`, `mul` and `_softmax` (attention
-# computed the slow way, because attention dropout keeps SDPA off its fused path), and only then
-# in `mm`/`addmm` (the linear layers: the work we cannot avoid). AdamW's update, one weight tensor
+# Read the table from the top. In the committed run (a 2-core CPU without bf16, so in fp32) the
+# stock step spent about a fifth of its time in `bernoulli_` (drawing dropout masks, the largest
+# over the whole T x T score matrix of every head; about 30 % on a 2-core CPU with bf16, where the
+# matrix products are faster), about another 30 % in `bmm`, `mul` and `_softmax` (attention
+# computed the slow way, because attention dropout keeps SDPA off its fused path), and the rest
+# mostly in `mm`/`addmm` (the linear layers: the work we cannot avoid). AdamW's update, one weight tensor
 # at a time, half of the weights in the 11.7 M-parameter token-embedding matrix, comes further down.
 # Each of those points to a lever:
 #
@@ -297,16 +298,21 @@ else:
 #    only pays with lever 5.
 #
 # The next cell adds them one at a time and times one step of each setup in turns (median of
-# three, after a warm-up); each line says what its lever bought. Expect levers 1, 2, 5 and 6 to
-# show; levers 3 and 4 are small on this model (a few per cent either way in our runs, 1.03x and
+# three, after a warm-up); each line says what its lever bought. Expect levers 1, 2 and 5 to show
+# on any CPU. Lever 6 depends on the CPU: with bf16 autocast on a CPU that has bf16 (where the
+# profile's recipe was chosen) the written-out attention was faster at 256 tokens; in fp32 on a CPU
+# without bf16, as in the committed run, it is slower than SDPA (the line says by how much), so
+# there the profile's choice costs time. Levers 3 and 4 are small on this model (a few per cent
+# either way in our runs, 1.03x and
 # 0.95x in one of them, which three timings cannot tell from noise). We keep the fused
 # AdamW because it is the same update, and the frozen embeddings because they spare AdamW's two
 # moments for 11.7 M weights; whether freezing them costs accuracy was not measured on its own.
 # All steps train on the same 16 reviews, taken at the 70th percentile of length, long enough
 # that cutting them to fewer tokens matters (for the shorter half of the reviews, lever 5 changes
-# nothing). The whole effect on a real run is the training time of section 5: about 140 s on the
-# 2-core machine, against 906 s for the earlier recipe (512 tokens, 2 epochs, SDPA; its attention
-# dropout was already off, none of the other levers was pulled).
+# nothing). The whole effect on a real run is the training time of section 5: about 140 s on a
+# 2-core CPU with bf16, against 906 s there for the earlier recipe (512 tokens, 2 epochs, SDPA;
+# its attention dropout was already off, none of the other levers was pulled); the committed
+# run, in fp32, prints its own.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -416,10 +422,13 @@ del by_hand, with_helper
 # train in at most 300 s, the target for this notebook. It was written down before the table's
 # runs, but after exploratory runs of ours on the same validation reviews, so it is not a blind
 # choice: the validation reviews have been looked at more than once. It picked 256
-# tokens, which was also the fastest. Two epochs do not fit: one takes about 150 s at 256 tokens.
-# What the rule cannot tell is whether the differences are real: one run each, on 400 reviews.
-# The earlier recipe (512 tokens, 2 epochs, only attention dropout off) took about 15 minutes to
-# train here.
+# tokens, which was also the fastest. Two epochs at 256 tokens would take about 290 s, at the
+# very edge of the rule, and were not among the candidates. What the rule cannot tell is whether
+# the differences are real: one run each, on 400 reviews. The earlier recipe (512 tokens, 2
+# epochs, only attention dropout off) took about 15 minutes to train there. The table and its
+# 300 s were measured with bf16 on a 2-core CPU that has it, and on the earlier 5,000-review
+# sample's training reviews; a CPU without bf16 trains in fp32, slower (the committed run's time
+# is printed in section 5), and the choice has not been made again on the official split's.
 #
 # **Throughput on a GPU.** The training cell prints samples and tokens per second; on a GPU also
 # the share of the card's peak it reaches: a forward and backward pass costs about 6 FLOPs per
@@ -554,12 +563,12 @@ print(f"transformer minus TF-IDF by quartile: {'  '.join(f'{m * 100:+.1f}' for m
 # %% [markdown]
 # The last line says where the transformer does best against the bag of words, and the one before
 # it how much of each quartile it read only in part. Read the margins against the noise: a quartile
-# holds about 250 reviews, so its accuracy is uncertain by about 4 points, and the difference of
-# two models on the same reviews by a little less. In the committed run the transformer trails
-# TF-IDF in every quartile, by about 1 to 2 points on the reviews it reads whole and by 3.6 on the
-# longest quarter, which it reads only in part (256 of up to 1,600 tokens) while TF-IDF counts
-# every word: truncation is the likely price of the short recipe, though each gap is within the
-# noise of one quartile.
+# holds about 1,250 reviews, so its accuracy is uncertain by about 2 points, and the difference of
+# two models on the same reviews by a little less. In the committed run the transformer is ahead
+# of TF-IDF by 1.5 to 3.5 points in the three quarters of shorter reviews, and behind by about 2
+# points on the longest quarter, which it reads only in part (256 of up to 2,900 tokens) while
+# TF-IDF counts every word: truncation is the likely price of the short recipe. (On the earlier
+# 1,000-review sample, quartiles of 250 reviews, the transformer trailed in every quartile.)
 #
 # ### The reviews it gets most confidently wrong
 #
@@ -593,6 +602,14 @@ show_token_colours(rows, width=110)
 plt.show()
 
 # %% [markdown]
+# Before blaming the model, read the label's origin. IMDB's labels are not judgements of the text:
+# they come from the star rating each reviewer gave, 4 stars or fewer negative, 7 or more
+# positive, and reviews of 5 or 6 stars were left out (Maas et al., 2011). A review that reads
+# warmly but gave 4 stars is negative, and a grumbling one that gave 7 is positive: some of the
+# most confident "errors" above may be the label's, not the model's. The Hub copy keeps
+# only the label; aclImdb's files keep the stars in their names (`<id>_<stars>.txt`), where they
+# can be looked up.
+#
 # ### Attention of the trained model on one review
 #
 # The fused attention kernel returns no attention weights; we switch this model to the eager
@@ -891,7 +908,11 @@ for review, p_baseline, (label, probability) in zip(tricky, baseline_says, model
     print(f"baseline P(positive) {p_baseline:.2f} | classifier {label} {probability:.2f} | {review}")
 
 # %% [markdown]
-# Read the answers above with the words each model sees. For the bag of words the first review
+# Read the answers above with the words each model sees, and those of section 9: there the
+# classifier calls "I want those two hours of my life back." positive (about 0.7). The idiom's
+# words are harmless one by one ("want", "hours", "life"), and no review of the few thousand it
+# learned from needs to have taught it the phrase; a bag of words sees the same harmless words.
+# For the bag of words the first review
 # holds "hate" and "bad", the second "great" three times, the third "not" and "watch": it can only
 # add up word weights, so negation and sarcasm are out of its reach by construction. The
 # transformer *can* read "not bad at all" as one phrase, but only if its training reviews taught
@@ -920,6 +941,9 @@ print(f"On {len(test_labels):,} official test reviews the classifier is {verdict
       f"{len(train_labels):,} reviews by {abs(margin):.1%} (McNemar p = {p_value:.3f}; one seed), and "
       f"{scores['base']['accuracy'] - tfidf_full_train_accuracy:+.1%} against TF-IDF trained on "
       f"{full_train_size:,} reviews.")
+
+# %% [markdown]
+# And the line CI records for this notebook:
 
 # %%
 summary = print_summary(
