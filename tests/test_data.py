@@ -179,3 +179,23 @@ def test_a_split_column_without_train_rows_is_an_empty_split(clean_env, tmp_path
     clean_env.setenv("TUTORIAL_DATA", str(write(reviews_frame.assign(split="test"), tmp_path / "split.csv")))
     with pytest.raises(ValueError, match="The 'train' split is empty"):
         load_reviews(get_profile("cpu"))
+
+
+@pytest.mark.slow
+def test_the_gpu_data_path_reads_cleans_and_tokenizes_all_100000_reviews(imdb_folder, clean_env):
+    """The gpu profile's data path at its real size, on the Hub's text: what notebooks 02-04 do first."""
+    from transformers import AutoTokenizer
+
+    from helpers.models import minilm_path
+
+    clean_env.setenv("TUTORIAL_DATASET", str(imdb_folder))
+    splits = load_reviews(get_profile("gpu"))
+    assert {name: len(split) for name, split in splits.items()} == {"train": 25_000, "test": 25_000,
+                                                                     "unsupervised": 50_000}
+    texts = [text for split in splits.values() for text in split["text"]]
+    assert not any("<br" in text for text in texts) and all(text.strip() for text in texts)
+    tokenizer = AutoTokenizer.from_pretrained(minilm_path())  # bert-base-uncased's vocabulary and normalizer
+    lengths = [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+    longer_than_512 = sum(n > 510 for n in lengths) / len(lengths)
+    assert 250 < sum(lengths) / len(lengths) < 350, "about 300 WordPiece tokens per review (the GUIDE's figure)"
+    assert 0.10 < longer_than_512 < 0.18, "about 14 % of the reviews do not fit in 512 tokens"

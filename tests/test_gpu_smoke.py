@@ -91,33 +91,3 @@ def test_every_notebook_runs_at_the_gpu_profile_on_a_tiny_model(tmp_path, imdb_f
         print("\ngpu-profile smoke run: " + ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items()))
         print("left off the session's device: " + "; ".join(f"{k} {v}" for k, v in elsewhere.items()))
 
-
-@pytest.mark.smoke
-def test_notebook_02_reads_and_tokenizes_all_100000_reviews_at_the_gpu_profile(imdb_folder, tmp_path, monkeypatch,
-                                                                               capsys):
-    """The real data path at its real size: the whole data set, cleaned and tokenized as the gpu profile does.
-
-    The model is MiniLM, whose tokenizer is bert-base-uncased's (the same 30,522 WordPiece vocabulary
-    and uncased normalizer): notebook 02 needs only the tokenizer. Prints the cells that take longest
-    on this CPU: on Colab these run on 2 virtual cores while the GPU waits.
-    """
-    monkeypatch.setenv("TUTORIAL_PROFILE", "gpu")
-    monkeypatch.setenv("TUTORIAL_MODEL", str(minilm_path()))
-    monkeypatch.setenv("TUTORIAL_DATASET", str(imdb_folder))
-    monkeypatch.setenv("TUTORIAL_WORKDIR", str(tmp_path / "work"))
-    monkeypatch.delenv("TUTORIAL_SCALE", raising=False)
-    monkeypatch.delenv("TUTORIAL_DATA", raising=False)
-    monkeypatch.setenv("TUTORIAL_MODELS_DIR", "")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    notebook = notebook_from_source(SOURCES / "02_tokenization.py")
-    execute(notebook, "02_tokenization")
-    progress = [float(line.rsplit(" at ", 1)[1].removesuffix(" s")) for line in capsys.readouterr().out.splitlines()
-                if "done at" in line]
-    text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    assert "'train': 25000, 'test': 25000, 'unsupervised': 50000} -> 100,000 texts" in text
-    assert '"profile": "gpu"' in text and '"reviews": 100000' in text
-    durations = sorted(((b - a, i + 2) for i, (a, b) in enumerate(zip(progress, progress[1:]))), reverse=True)
-    with capsys.disabled():
-        print(f"\nnotebook 02 at the gpu profile on 100,000 reviews: {progress[-1]:.0f} s on this CPU; longest cells: "
-              + ", ".join(f"cell {cell} {seconds:.0f} s" for seconds, cell in durations[:4]))

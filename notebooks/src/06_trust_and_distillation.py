@@ -203,7 +203,7 @@ print("most attended:        ", ", ".join(f"{tokens[i]} {attention[i]:.3f}" for 
 # as many random tokens are deleted. We compare three rankings on 100 held-out reviews: integrated
 # gradients (towards the predicted class), attention received, and random order, deleting 5 % to
 # 40 % of each review's tokens. The integrated gradients here use 8 path points, which keeps the
-# cell to about a minute on 2 cores: coarse enough that the sum misses the margin's change by a
+# cell to a minute or two on 2 cores: coarse enough that the sum misses the margin's change by a
 # few per cent on many reviews (printed below), which is fine for ranking tokens; checking
 # completeness was section 2's job, with 64.
 
@@ -482,10 +482,11 @@ plt.show()
 # The student starts from the teacher's embeddings, its lowest half of layers and its classifier
 # head. That is Patient KD's choice (Sun et al., 2019); DistilBERT instead took one layer of every
 # two from BERT (Sanh et al., 2019). We keep the lowest layers because they form a working
-# encoder as they stand: each layer reads exactly what it read inside the teacher. It trains for one epoch with the
-# profile's recipe, with the teacher's forward pass in every step, on a stratified part of the
-# same training reviews (2,400 of the 3,600 at the `cpu` profile, to keep the notebook within 6
-# minutes on 2 cores; 10,000 of the 22,500 at the `gpu` profile).
+# encoder as they stand: each layer reads exactly what it read inside the teacher. It trains for
+# one epoch with the profile's recipe, with the teacher's forward pass in every step, on a
+# stratified part of the same training reviews (2,400 of the 3,600 at the `cpu` profile, to keep
+# the notebook to about 11 minutes on 2 cores in fp32, 5.5 with bf16; 10,000 of the 22,500 at the
+# `gpu` profile).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
