@@ -63,6 +63,18 @@ def imdb_folder() -> Path:
     return Path(value)
 
 
+@pytest.fixture(autouse=True)
+def hub_switches_restored():
+    """Undo HF_HUB_OFFLINE / HF_DATASETS_OFFLINE set during a test (quiet_libraries sets them for good)."""
+    saved = {name: os.environ.get(name) for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")}
+    yield
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """Remove the tutorial's environment variables so each test sets exactly what it needs."""
