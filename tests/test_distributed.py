@@ -115,6 +115,9 @@ def test_the_kernel_and_the_launched_processes_run_one_profile_when_the_kernel_s
     two = launch(run, tmp_path / "two.pt", processes=2)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    # What a real GPU answers outside graph capture. torch 2.11's Adam asks it whenever CUDA is
+    # available; on a CUDA build of torch (Colab's) without a driver, the real call fails.
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: False)
     assert get_profile().name == "gpu", "the kernel alone would choose the gpu profile"
     train_replica(run, tmp_path / "one.pt")  # in this process, as notebook 05 runs it
     one = torch.load(tmp_path / "one.pt", weights_only=True)
