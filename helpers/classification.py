@@ -188,26 +188,37 @@ def train_short_classifier(profile, train, max_length: int = 256, steps: int | N
     return model.cpu().eval(), tokenizer
 
 
-def check_reviews(texts: Sequence[str]) -> list[str]:
-    """Return the reviews as strings, or raise ValueError with one sentence if there are none or one is unusable."""
+def check_reviews(texts: Sequence[str], first: int = 1) -> list[str]:
+    """Return the reviews as strings, or raise ValueError with one sentence if there are none or one is unusable.
+
+    `first` numbers the reviews in the messages: a stream's later batches start further on.
+    """
     texts = list(texts)
     if not texts:
         raise ValueError("Nothing to classify: give the text of at least one review.")
-    for i, text in enumerate(texts):
+    of = f" of {len(texts)}" if first == 1 else ""
+    for i, text in enumerate(texts, start=first):
         if not isinstance(text, str):
-            raise ValueError(f"Review {i + 1} of {len(texts)} is {type(text).__name__} {text!r}, not text.")
+            raise ValueError(f"Review {i}{of} is {type(text).__name__} {text!r}, not text.")
         if not text.strip():
-            raise ValueError(f"Review {i + 1} of {len(texts)} is blank: give the text of each review.")
+            raise ValueError(f"Review {i}{of} is blank: give the text of each review.")
         if len(text) > MAX_CHARACTERS:
-            raise ValueError(f"Review {i + 1} has {len(text):,} characters; the limit is {MAX_CHARACTERS:,} "
+            raise ValueError(f"Review {i} has {len(text):,} characters; the limit is {MAX_CHARACTERS:,} "
                              "(IMDB's longest review has 13,704).")
     return texts
 
 
 def classify_reviews(model: nn.Module, tokenizer, texts: Sequence[str], max_length: int,
-                     batch_size: int = 64, precision: str = "fp32") -> list[tuple[str, float]]:
-    """Return (label name, probability of that label) for each review, in the order given."""
-    texts = check_reviews(texts)
-    positive = predict_probabilities(model, encode(tokenizer, texts, max_length), tokenizer.pad_token_id,
-                                     batch_size, precision)
-    return [("positive", p) if p >= 0.5 else ("negative", 1 - p) for p in positive.tolist()]
+                     batch_size: int = 64, precision: str = "fp32", first: int = 1) -> list[tuple[str, float]]:
+    """Return (label name, probability of that label) for each review, in the order given.
+
+    A review without one token the model knows (only emoji, symbols it has no piece for, or
+    invisible characters: [CLS] [UNK]... [SEP]) gets ("unknown", nan): the model would answer
+    about 0.5 for it, a guess about nothing. `first` numbers the reviews in error messages.
+    """
+    texts = check_reviews(texts, first)
+    encoded = encode(tokenizer, texts, max_length)
+    positive = predict_probabilities(model, encoded, tokenizer.pad_token_id, batch_size, precision)
+    unknown = [all(i == tokenizer.unk_token_id for i in ids[1:-1]) for ids in encoded]
+    return [("unknown", math.nan) if blind else ("positive", p) if p >= 0.5 else ("negative", 1 - p)
+            for p, blind in zip(positive.tolist(), unknown)]

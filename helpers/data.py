@@ -11,15 +11,18 @@ label: take subsets with `balanced_sample`, never "the first N".
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import inspect
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 
 import pandas as pd
 from datasets import Dataset, DatasetDict
+from datasets.exceptions import DatasetsError
 from sklearn.model_selection import train_test_split
 
 from helpers.profile import DATA_ENV, DATASET_ENV, Profile
@@ -33,6 +36,11 @@ _READERS = {
     ".tsv": lambda path: pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""]),
     ".jsonl": lambda path: pd.read_json(path, lines=True),
 }
+try:
+    from httpx import HTTPError as _HTTPError
+except ImportError:  # older datasets versions talk to the Hub through requests, whose errors are OSErrors
+    _HTTPError = OSError
+_NETWORK_ERRORS = (OSError, _HTTPError)
 _ACLIMDB_FOLDERS = ("train/pos", "train/neg", "test/pos", "test/neg")  # train/unsup is optional
 
 
@@ -45,7 +53,7 @@ def clean_review(text: str) -> str:
 
 def _rows(mask: pd.Series) -> str:
     """Return the first few data rows (1 = the first row after the header) where `mask` holds."""
-    rows = [str(i + 1) for i in mask.to_numpy().nonzero()[0][:5]]
+    rows = [str(i + 1) for i in mask.index[mask.to_numpy()][:5]]  # a file's frame is indexed 0, 1, ... by row
     return ", ".join(rows) + (" ..." if mask.sum() > 5 else "")
 
 
@@ -135,17 +143,59 @@ def _check_delimiter(path: Path) -> None:
         raise ValueError(f"{path.name} is {kind}-separated (its first line is {header[:60]!r}): name it {suffix}.")
 
 
+def _check_text(path: Path) -> None:
+    """Raise ValueError when a file that should be text starts like a compressed or binary file."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    packed = {b"\x1f\x8b": "gzip", b"PK\x03\x04": "zip", b"BZh": "bzip2", b"\xfd7zXZ": "xz", b"PAR1": "Parquet"}
+    for magic, kind in packed.items():
+        if head.startswith(magic):
+            raise ValueError(f"{path.name} is a {kind} file, not {path.suffix.lstrip('.').upper()} text: "
+                             + ("name it .parquet." if kind == "Parquet" else "decompress it first."))
+    if b"\x00" in head:
+        raise ValueError(f"{path.name} holds binary data (NUL bytes), not {path.suffix.lstrip('.').upper()} text.")
+
+
+def _check_rows(path: Path, delimiter: str) -> None:
+    """Read a .csv/.tsv file as written, row by row, and name the first line that does not parse.
+
+    pandas forgives too much: a row with an extra field turns the first field into an index (the
+    review is cut), and an unbalanced quote swallows the following rows into one review that gets
+    the last row's label. Python's csv module in strict mode stops at such a line instead.
+    """
+    quote = "a field that starts with a double quote must end with one (a quote inside it is doubled: \"\")"
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = csv.reader(handle, delimiter=delimiter, strict=True)
+        try:
+            header = next(rows, None)
+            for row in rows:
+                if row and len(row) != len(header):
+                    raise ValueError(f"{path.name}, line {rows.line_num}: {len(row)} fields where the header has "
+                                     f"{len(header)}: a text with the delimiter or a line break must be in double "
+                                     "quotes.")
+        except csv.Error as error:
+            raise ValueError(f"{path.name}, line {rows.line_num}: not well-formed ({error}): {quote}.") from None
+
+
 def _read_table(path: Path) -> pd.DataFrame:
     """Read a review file with the reader its suffix names, turning the readers' errors into one sentence."""
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise ValueError(f"Cannot read {path.name}: use one of {', '.join(_READERS)} or an aclImdb/ folder.")
-    _check_delimiter(path)
     kind = path.suffix.lower().lstrip(".")
+    not_utf8 = f"{path.name} is not UTF-8 text: save it with UTF-8 encoding."
+    if kind != "parquet":
+        _check_text(path)
+    if kind in ("csv", "tsv"):
+        _check_delimiter(path)
+        try:
+            _check_rows(path, "," if kind == "csv" else "\t")
+        except UnicodeDecodeError:
+            raise ValueError(not_utf8) from None
     try:
         frame = reader(path)
     except UnicodeDecodeError:
-        raise ValueError(f"{path.name} is not UTF-8 text: save it with UTF-8 encoding.") from None
+        raise ValueError(not_utf8) from None
     except pd.errors.EmptyDataError:
         raise ValueError(f"{path.name} is empty: it holds no reviews.") from None
     except pd.errors.ParserError as error:
@@ -155,9 +205,6 @@ def _read_table(path: Path) -> pd.DataFrame:
     except (ValueError, OSError) as error:  # pyarrow's ArrowInvalid and pandas' JSON errors are ValueErrors
         raise ValueError(f"{path.name} cannot be read as {kind} ({type(error).__name__}): is it really a "
                          f".{kind} file?") from None
-    if kind in ("csv", "tsv") and not isinstance(frame.index, pd.RangeIndex):  # pandas made the extra field an index
-        raise ValueError(f"{path.name}'s rows have more fields than its header (first data row: "
-                         f"{str(frame.index[0])[:40]!r}...): a text with the delimiter must be in double quotes.")
     return frame
 
 
@@ -167,14 +214,24 @@ def read_local_reviews(path: str | os.PathLike) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"No IMDB data at {path}: point {DATA_ENV} at an existing file.")
     if path.is_dir():
+        if path.suffix.lower() in _READERS:  # e.g. a Spark-style reviews.parquet/ folder of part files
+            raise ValueError(f"{path} is a folder, not a {path.suffix} file: point {DATA_ENV} at one review file "
+                             "(for a folder of part files, at one of them) or at an extracted aclImdb/ folder.")
         return read_aclimdb(path)
     if not path.is_file():  # a named pipe would block the reader forever; a device is not reviews
         raise ValueError(f"{path} is not a regular file (a pipe or a device?): point {DATA_ENV} at a review file.")
     frame = _read_table(path)
     if frame.empty:
         raise ValueError(f"{path.name} holds no reviews.")
-    frame = normalize_labels(frame, source=path.name)
-    labelled = frame["label"] if "split" not in frame.columns else frame.loc[frame["split"] != "unsupervised", "label"]
+    unlabelled = pd.Series(False, index=frame.index)
+    if "split" in frame.columns:  # unlabelled reviews (aclImdb's unsup, saved with label -1) keep label -1
+        frame = frame.assign(split=_split_names(frame, path.name))
+        unlabelled = frame["split"] == "unsupervised"
+    parts = [normalize_labels(frame[~unlabelled], source=path.name)]
+    if unlabelled.any():  # their text is checked all the same
+        parts.append(normalize_labels(frame[unlabelled].assign(label=0), source=path.name).assign(label=-1))
+    frame = pd.concat(parts).sort_index()
+    labelled = frame.loc[~unlabelled, "label"]
     if labelled.nunique() < 2:
         name = LABEL_NAMES[int(labelled.iloc[0])] if len(labelled) else "nothing"
         raise ValueError(f"All {len(labelled):,} labelled review(s) in {path.name} are {name}: "
@@ -224,7 +281,71 @@ def load_local(path: str | os.PathLike, profile: Profile, clean: bool = True) ->
             parts.setdefault(required, frame.iloc[0:0])
     else:
         parts = dict(zip(("train", "test"), stratified_split(frame, profile.test_fraction, profile.seed)))
-    return DatasetDict({name: _to_dataset(part, name, clean) for name, part in parts.items()})
+    splits = DatasetDict({name: _to_dataset(part, name, clean) for name, part in parts.items()})
+    _check_classes(splits, Path(path).name)
+    shared = shared_reviews(splits)
+    if shared:
+        warnings.warn(f"{shared:,} test review(s) in {Path(path).name} also appear word for word among its training "
+                      "reviews: the test accuracy is partly on text the model has seen.", stacklevel=2)
+    return splits
+
+
+def _split_names(frame: pd.DataFrame, source: str) -> pd.Series:
+    """Return the `split` column in lower case, or raise unless every value is train, test or unsupervised."""
+    names = frame["split"].astype("string").str.strip().str.lower()
+    unknown = names.isna() | ~names.isin(["train", "test", "unsupervised"])
+    if unknown.any():
+        values = frame.loc[unknown, "split"].drop_duplicates().head(3).tolist()
+        shown = ", ".join(repr(v) if isinstance(v, str) else "(empty)" for v in values)
+        raise ValueError(f"{source} has split values {shown} (row {_rows(unknown)}): use train, test or unsupervised.")
+    return names.astype(str)
+
+
+def _check_classes(splits: DatasetDict, source: str) -> None:
+    """Raise ValueError unless the train and test splits each hold reviews of both classes."""
+    for name in ("train", "test"):
+        present = set(splits[name]["label"])
+        if present != {0, 1}:
+            only = ", ".join(LABEL_NAMES[label] for label in sorted(present)) or "no"
+            raise ValueError(f"The {name} split of {source} holds only {only} reviews: a classifier needs both classes "
+                             "in each of train and test.")
+
+
+def shared_reviews(splits: DatasetDict) -> int:
+    """Return how many test reviews also appear word for word among the training reviews (IMDB's own: 123)."""
+    seen = set(splits["train"]["text"])
+    return sum(text in seen for text in splits["test"]["text"])
+
+
+def check_splits(splits: DatasetDict, source: str) -> DatasetDict:
+    """Return a data set in the Hub's layout with 0/1 labels, or raise one sentence on what is wrong with it.
+
+    The same checks as for a reader's own file: train and test splits, `text` and `label` columns,
+    labels 0/1 (or words for them), no review without text, both classes in train and in test.
+    """
+    missing = [name for name in ("train", "test") if name not in splits]
+    if missing:
+        raise ValueError(f"{source} has no {' or '.join(missing)} split (splits found: "
+                         f"{', '.join(splits) or 'none'}): it needs train and test, as stanfordnlp/imdb has.")
+    checked = {}
+    for name, split in splits.items():
+        where = f"The {name} split of {source}"
+        if len(split) == 0:
+            raise ValueError(f"{where} is empty: it holds no reviews.")
+        wanted = ["text", "label"] if {"text", "label"} <= set(split.column_names) else split.column_names
+        frame = split.select_columns(wanted).to_pandas()
+        if name == "unsupervised":  # no labels to check (the Hub's are -1)
+            normalize_labels(frame.assign(label=0), where)
+            checked[name] = split
+            continue
+        labels = normalize_labels(frame, where)["label"]
+        if pd.api.types.is_integer_dtype(frame["label"]) and (frame["label"].to_numpy() == labels.to_numpy()).all():
+            checked[name] = split
+        else:  # words such as neg/pos: the 0/1 the notebooks expect
+            checked[name] = split.remove_columns("label").add_column("label", labels.tolist())
+    checked = DatasetDict(checked)
+    _check_classes(checked, source)
+    return checked
 
 
 def balanced_sample(dataset: Dataset, size: int, seed: int) -> Dataset:
@@ -246,22 +367,41 @@ def balanced_sample(dataset: Dataset, size: int, seed: int) -> Dataset:
 
 
 def download_imdb(dataset_id: str, revision: str | None) -> DatasetDict:
-    """Load a data set with `datasets.load_dataset` (a Hub id or a local folder), or raise one clear error."""
+    """Load a data set with `datasets.load_dataset` (a Hub id or a local folder), checked, or raise one clear error."""
     from datasets import load_dataset
 
     folder = Path(dataset_id).expanduser()
-    if folder.is_absolute() or dataset_id.startswith("."):
+    if folder.is_dir() or folder.is_absolute() or dataset_id.startswith("."):
         if not folder.is_dir():
             raise FileNotFoundError(f"No data set folder at {folder}: point {DATASET_ENV} at a folder laid out like "
                                     "stanfordnlp/imdb (plain_text/train-*.parquet, ...).")
-        return load_dataset(str(folder))
+        try:  # the files, resolved and passed on: their paths and times then key the cache (see _local_files)
+            splits = load_dataset(str(folder), data_files=_local_files(folder))
+        except (ValueError, OSError, DatasetsError) as error:  # no data files, a broken file, splits that differ
+            raise ValueError(f"{folder} cannot be read as a data set laid out like stanfordnlp/imdb "
+                             f"({type(error).__name__}: {str(error).splitlines()[0][:200]}).") from None
+        return check_splits(splits, str(folder))
     try:
-        return load_dataset(dataset_id, revision=revision)
-    except Exception as error:  # the Hub raises many types: connection, offline mode, 404
+        splits = load_dataset(dataset_id, revision=revision)
+    except _NETWORK_ERRORS as error:  # offline mode, no connection, a 404: OSErrors (httpx's are not)
         raise ConnectionError(
             f"Could not download {dataset_id} from the Hugging Face Hub ({type(error).__name__}). Offline, set "
             f"{DATASET_ENV} to a local copy laid out like it, or {DATA_ENV} to your own IMDB file or aclImdb/ folder."
         ) from None
+    return check_splits(splits, dataset_id)
+
+
+def _local_files(folder: Path):
+    """Return the data files `load_dataset` finds in a local folder, with each file's modification time.
+
+    Given a folder whose README names its splits (as stanfordnlp/imdb's does), `load_dataset` keys
+    its cache on the folder's name and the README alone: a second folder of the same name, or the
+    same folder with other files, is served the first one's reviews (datasets 4.x, measured). Passed
+    back explicitly, the resolved files key the cache by path and modification time.
+    """
+    from datasets import load_dataset_builder
+
+    return load_dataset_builder(str(folder)).config.data_files
 
 
 def sized(splits: DatasetDict, profile: Profile) -> DatasetDict:

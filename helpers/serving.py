@@ -6,7 +6,9 @@ and the tokenizer). From a shell:
     python -m helpers.serving "A wonderful film." "Two hours I will never get back."
     cat reviews.txt | python -m helpers.serving --int8      # one review per line
 
-Each review gets one line: the label, its probability, and the start of the review.
+Each review gets one line: the label, its probability, and the start of the review; a review
+without one token the model knows gets `unknown` and `-`. Reviews are classified and printed 256
+at a time, so a long stream is answered as it comes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import re
 import sys
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -32,13 +35,20 @@ INT8_MAX_ACCURACY_DROP = 0.02  # int8 may cost at most 2 points of held-out accu
 
 def load_classifier(folder: str | Path) -> tuple[BertForReviewClassification, object]:
     """Load (model, tokenizer) that notebook 04 saved, or say in one sentence why the folder is not one."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, BertConfig
 
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise FileNotFoundError(f"No trained classifier in {folder}: run notebook 04 first, or pass --model FOLDER.")
     check_model_folder(folder, architectures=("BertForReviewClassification",))
     again = "save it again (notebook 04's last section)"
+    config = BertConfig.from_pretrained(folder)  # check_model_folder has read it as JSON already
+    if config.num_labels != 2:  # a third probability would be ignored, the second read as "positive"
+        raise ValueError(f"The classifier in {folder} has {config.num_labels} labels: this series' classifiers "
+                         "have 2 (negative, positive); give a folder notebook 04 saved.")
+    if config.max_position_embeddings < 3:
+        raise ValueError(f"The classifier in {folder} reads {config.max_position_embeddings} positions: too few "
+                         "for [CLS], one token and [SEP]; give a folder notebook 04 saved.")
     try:
         model, info = BertForReviewClassification.from_pretrained(folder, output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -115,17 +125,50 @@ def median_latency_ms(model: nn.Module, batch: dict[str, torch.Tensor], repeats:
         return median_seconds(lambda: model(**batch), repeats=repeats) * 1000
 
 
-def read_reviews(stdin) -> list[str]:
-    """Return the non-blank lines of standard input, or raise ValueError if it is not UTF-8 text.
+def read_reviews(stdin) -> Iterator[str]:
+    """Yield the non-blank lines of standard input as they arrive; ValueError if it is not UTF-8 text.
 
     A line ends at \\n, \\r\\n or a lone \\r (old Mac files, `printf 'a\\rb'`), whatever the stream's mode.
     """
-    try:
-        text = stdin.read()
-        text.encode("utf-8")  # in the POSIX locale Python reads undecodable bytes as lone surrogates
-    except (UnicodeDecodeError, UnicodeEncodeError):
-        raise ValueError("Standard input is not UTF-8 text: give one review per line.") from None
-    return [line for line in re.split(r"\r\n|\r|\n", text) if line.strip()]
+    if stdin is None:  # started with standard input closed (`<&-`)
+        raise ValueError("Standard input is closed: give the reviews as arguments, or one per line on standard input.")
+    while True:
+        try:
+            piece = stdin.readline()  # returns what a pipe has so far: no waiting for a full buffer
+            piece.encode("utf-8")  # in the POSIX locale Python reads undecodable bytes as lone surrogates
+        except (UnicodeDecodeError, UnicodeEncodeError):
+            raise ValueError("Standard input is not UTF-8 text: give one review per line.") from None
+        if not piece:
+            return
+        yield from (line for line in re.split(r"\r\n|\r|\n", piece) if line.strip())
+
+
+def batches_of(texts: Iterable[str], size: int) -> Iterator[list[str]]:
+    """Yield lists of up to `size` consecutive texts, so a long stream is classified and printed as it comes."""
+    batch = []
+    for text in texts:
+        batch.append(text)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def print_labels(model, tokenizer, texts: Iterable[str], max_length: int, batch_size: int = 256) -> int:
+    """Classify and print the reviews a batch at a time (flat memory, results as they come); return how many."""
+    done = 0
+    for batch in batches_of(texts, batch_size):
+        for text, (label, probability) in zip(batch, classify_reviews(model, tokenizer, batch, max_length,
+                                                                     first=done + 1)):
+            preview = " ".join(text.split())
+            shown = "-" if label == "unknown" else f"{probability:.3f}"
+            print(f"{label}\t{shown}\t{preview[:60] + ('...' if len(preview) > 60 else '')}")
+        sys.stdout.flush()
+        done += len(batch)
+    if not done:
+        raise ValueError("Nothing to classify: give the text of at least one review.")
+    return done
 
 
 def main(argv: list[str] | None = None, stdin=None) -> int:
@@ -137,27 +180,31 @@ def main(argv: list[str] | None = None, stdin=None) -> int:
     parser.add_argument("--max-length", type=int, default=None, help="tokens per review (default: the profile's)")
     args = parser.parse_args(argv)
     stdin = sys.stdin if stdin is None else stdin
+    if sys.stdout is None:  # started with standard output closed (`>&-`): print() would drop every label
+        parser.exit(2, "error: standard output is closed: there is nowhere to write the labels.\n")
     quiet_libraries(offline=True)  # no progress bars on stderr; the classifier is a local folder
     try:
         if args.model is not None and not args.model.strip():
             raise ValueError("--model '': give the folder notebook 04 saved, or leave --model out for it.")
-        texts = check_reviews(args.reviews or read_reviews(stdin))
+        if args.reviews:
+            check_reviews(args.reviews)
         model, tokenizer = load_classifier(args.model or classifier_dir(get_profile()))
         longest = model.config.max_position_embeddings
         max_length = min(get_profile().max_length, longest) if args.max_length is None else args.max_length
         if not 3 <= max_length <= longest:
             raise ValueError(f"--max-length {max_length}: give 3 to {longest} tokens ([CLS], [SEP] and at least one).")
+        if args.int8:
+            model = quantize_int8(model)
+        print_labels(model, tokenizer, args.reviews or read_reviews(stdin), max_length)
     except (ValueError, FileNotFoundError) as error:
         parser.exit(2, f"error: {error}\n")
-    if args.int8:
-        model = quantize_int8(model)
-    try:
-        for text, (label, probability) in zip(texts, classify_reviews(model, tokenizer, texts, max_length)):
-            preview = " ".join(text.split())
-            print(f"{label}\t{probability:.3f}\t{preview[:60] + ('...' if len(preview) > 60 else '')}")
-        sys.stdout.flush()
     except BrokenPipeError:  # the reader went away (`| head -1`): stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except OSError as error:  # a full disk (`> /dev/full`), a closed terminal: say it, drop the unwritten rest
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        parser.exit(1, f"error: cannot write the labels ({error.strerror or error}).\n")
+    except KeyboardInterrupt:  # Ctrl-C: the labels printed so far are complete lines
+        parser.exit(130, "interrupted: the lines printed so far are complete.\n")
     return 0
 
 

@@ -94,7 +94,11 @@ def head_tail(ids: list[int], max_tokens: int, head: int) -> list[int]:
 
 
 def encode_head_tail(tokenizer, texts: list[str], max_length: int, head: int) -> list[list[int]]:
-    """Tokenize texts and truncate each to `max_length` ids, [CLS] and [SEP] included, keeping head+tail."""
-    content = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    """Tokenize texts and truncate each to `max_length` ids, [CLS] and [SEP] included, keeping head+tail.
+
+    A review is text: "[SEP]" or "[MASK]" typed in it are read as the characters they are, not as
+    the special tokens (which a user could otherwise slip into the model's input).
+    """
+    content = tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     return [[cls, *head_tail(ids, max_length - 2, head), sep] for ids in content]

@@ -6,6 +6,7 @@ classifier. (Checkpoints that are damaged, of other settings or half-written: te
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import subprocess
@@ -33,7 +34,8 @@ def csv_text(frame: pd.DataFrame, **options) -> str:
 
 
 BAD_FILES = {  # file name -> (contents, the sentence it must give)
-    "quoting.csv": ('text,label\n"An unclosed quote, 1\nFine film.,0\n', r"quoting.csv is not well-formed CSV .*quot"),
+    "quoting.csv": ('text,label\n"An unclosed quote, 1\nFine film.,0\n',
+                    r"quoting.csv, line 3: not well-formed .*must end with one"),
     "tabs.csv": (csv_text(GOOD, sep="\t"), r"tabs.csv is tab-separated \(its first line is 'text\\tlabel'\): "
                                            r"name it .tsv"),
     "tabs_and_commas.csv": (csv_text(GOOD.assign(text=GOOD["text"] + " Long, slow, fine."), sep="\t"),
@@ -59,6 +61,15 @@ BAD_FILES = {  # file name -> (contents, the sentence it must give)
     "not_parquet.parquet": ("text,label\nFine.,1\n", r"not_parquet.parquet cannot be read as parquet .*really a "
                                                      r".parquet file"),
     "broken.jsonl": ('{"text": "Fine.", "label": 1}\n{"text": "Bad\n', r"broken.jsonl cannot be read as jsonl"),
+    "gzipped.csv": (gzip.compress(csv_text(GOOD).encode()), r"gzipped.csv is a gzip file, not CSV text: decompress"),
+    "nul.tsv": (b"text\tlabel\nfine\x00film\t1\n", r"nul.tsv holds binary data \(NUL bytes\), not TSV text"),
+    "parquet_bytes.csv": (GOOD.to_parquet(), r"parquet_bytes.csv is a Parquet file, not CSV text: name it .parquet"),
+    "extra_first.csv": ("text,label\nGood, fun,1\nBad film,0\nFine,1\n",  # pandas: "without a label"
+                        r"extra_first.csv, line 2: 3 fields where the header has 2"),
+    "split_nan.csv": (csv_text(GOOD.assign(split=[None, *["train", "test"] * 9, "test"])),
+                      r"split_nan.csv has split values \(empty\) \(row 1\): use train, test or unsupervised"),
+    "split_odd.csv": (csv_text(GOOD.assign(split=["train", "test"] * 9 + ["valid", "valid"])),
+                      r"split values 'valid' \(row 19, 20\)"),
 }
 
 
@@ -338,8 +349,62 @@ def test_a_relative_work_or_models_folder_is_refused(clean_env, variable):
 def test_unquoted_commas_in_every_row_are_refused_not_cut(tmp_path):
     path = tmp_path / "commas.csv"
     path.write_text("text,label\nGood, fun,1\nBad, dull,0\n")  # pandas would make "Good" the index, "fun" the text
-    with pytest.raises(ValueError, match=r"commas.csv's rows have more fields than its header .* double quotes"):
+    with pytest.raises(ValueError, match=r"commas.csv, line 2: 3 fields where the header has 2: .* double quotes"):
         read_local_reviews(path)
+
+
+def test_one_unbalanced_quote_in_a_tsv_is_refused_not_merged_into_one_review(tmp_path):
+    # pandas reads these 20 rows as 13: the quote swallows 8 lines into one review with the last label
+    lines = [f"Review {i}, fine\t{i % 2}" for i in range(20)]
+    lines[5] = '"Quoted start, but the quote never closes\t1'
+    lines[12] = 'a "word" in quotes later\t0'
+    path = tmp_path / "reviews.tsv"
+    path.write_text("text\tlabel\n" + "\n".join(lines) + "\n")
+    assert len(pd.read_csv(path, sep="\t")) == 13, "the silent merge this test guards against"
+    with pytest.raises(ValueError, match=r"reviews.tsv, line 14: not well-formed .*must end with one"):
+        read_local_reviews(path)
+
+
+def test_a_tsv_written_without_quoting_is_refused_not_stripped_of_its_quotes(tmp_path):
+    path = tmp_path / "raw.tsv"  # written by hand, not by a CSV writer: a review that starts with a quote
+    path.write_text('text\tlabel\n"Vertigo" is a masterpiece.\t1\nDull.\t0\n')
+    with pytest.raises(ValueError, match=r"raw.tsv, line 2: not well-formed"):
+        read_local_reviews(path)
+
+
+def test_a_folder_named_like_a_review_file_says_it_is_a_folder(tmp_path):
+    folder = tmp_path / "reviews.parquet"  # Spark writes a folder of part files under such a name
+    folder.mkdir()
+    with pytest.raises(ValueError, match=r"reviews.parquet is a folder, not a .parquet file"):
+        read_local_reviews(folder)
+
+
+def test_a_split_column_whose_test_part_holds_one_class_is_refused(clean_env, tmp_path):
+    path = tmp_path / "split.csv"
+    GOOD.assign(split=["train"] * 16 + ["test"] * 4, label=[0, 1] * 8 + [1] * 4).to_csv(path, index=False)
+    clean_env.setenv("TUTORIAL_DATA", str(path))
+    with pytest.raises(ValueError, match=r"The test split of split.csv holds only positive reviews"):
+        load_reviews(get_profile("cpu"))
+
+
+def test_reviews_shared_by_train_and_test_are_reported(clean_env, tmp_path):
+    path = tmp_path / "leak.csv"
+    frame = GOOD.assign(split=["train"] * 10 + ["test"] * 10)
+    frame.loc[15, "text"] = frame.loc[3, "text"]  # the same review in both splits
+    frame.to_csv(path, index=False)
+    clean_env.setenv("TUTORIAL_DATA", str(path))
+    with pytest.warns(UserWarning, match=r"1 test review\(s\) in leak.csv also appear word for word among"):
+        load_reviews(get_profile("cpu"))
+
+
+def test_an_aclimdb_frame_saved_with_its_unlabelled_reviews_reads_back(clean_env, tmp_path):
+    frame = pd.DataFrame({"text": [f"Review {i}." for i in range(12)], "label": [0, 1] * 4 + [-1] * 4,
+                          "split": ["train", "train", "test", "test"] * 2 + ["unsupervised"] * 4})
+    frame.to_parquet(tmp_path / "acl.parquet")
+    back = read_local_reviews(tmp_path / "acl.parquet")
+    assert back["label"].tolist() == frame["label"].tolist()
+    clean_env.setenv("TUTORIAL_DATA", str(tmp_path / "acl.parquet"))
+    assert len(load_reviews(get_profile("cpu"))["unsupervised"]) == 4
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".tsv"])
@@ -348,3 +413,99 @@ def test_reviews_that_read_na_none_or_null_are_kept_as_text(tmp_path, suffix):
     sep = "," if suffix == ".csv" else "\t"
     path.write_text(f"text{sep}label\nNA{sep}1\nNone{sep}0\nnull{sep}1\nfine{sep}0\n")
     assert read_local_reviews(path)["text"].tolist() == ["NA", "None", "null", "fine"]
+
+
+# --- the command line at its edges (round 3, items 7, 10, 13 and 15) --------------------------------
+def test_special_token_strings_in_a_review_are_read_as_text(classifier_folder):
+    from helpers.classification import encode
+
+    _, tokenizer = load_classifier(classifier_folder)
+    [ids] = encode(tokenizer, ["a [MASK] film [SEP] and [CLS]"], max_length=32)
+    inside = ids[1:-1]
+    assert not set(inside) & set(tokenizer.all_special_ids), "only the [CLS] and [SEP] we add are special"
+    assert tokenizer.convert_ids_to_tokens(inside)[1:4] == ["[", "mask", "]"]
+
+
+@pytest.mark.parametrize("review", ["\U0001F600\U0001F44D", "\u200b\u200b", "\x07\x08"],
+                         ids=["emoji", "zero-width", "control"])
+def test_a_review_without_a_word_the_model_knows_is_labelled_unknown(classifier_folder, capsys, review):
+    assert main(["--model", str(classifier_folder), review, "A fine film."]) == 0
+    unknown, fine = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert unknown[:2] == ["unknown", "-"] and fine[0] in ("positive", "negative")
+
+
+def test_the_cli_with_standard_input_closed(classifier_folder, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", None)  # what Python sets when started with `<&-`
+    exits_with(capsys, ["--model", str(classifier_folder)], None, "Standard input is closed")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("redirect", "code", "message"), [
+    ("<&-", 2, "error: Standard input is closed: give the reviews as arguments"),
+    (">&-", 2, "error: standard output is closed: there is nowhere to write the labels"),
+    ("> /dev/full", 1, "error: cannot write the labels (No space left on device)"),
+])
+def test_the_cli_with_a_closed_or_full_stream_says_so(classifier_folder, redirect, code, message):
+    shell = f"{sys.executable} -m helpers.serving --model {classifier_folder} --max-length 32 {redirect}"
+    finished = subprocess.run(["bash", "-c", shell], input="A fine film.\n", capture_output=True, text=True,
+                              timeout=300)
+    assert finished.returncode == code and finished.stderr.startswith(message), finished.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_long_run_stops_with_one_line(classifier_folder):
+    import signal
+    import time
+
+    reviews = "".join(f"Review {i}, a fine film.\n" for i in range(300))  # one batch and a bit; the rest never comes
+    process = subprocess.Popen([sys.executable, "-m", "helpers.serving", "--model", str(classifier_folder),
+                                "--max-length", "32"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    process.stdin.write(reviews)
+    process.stdin.flush()
+    first = process.stdout.readline()  # results arrive before the input ends: the output streams
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.1)
+    _, error = process.communicate(timeout=120)
+    assert first.count("\t") == 2
+    assert process.returncode == 130 and error.strip() == "interrupted: the lines printed so far are complete."
+
+
+def test_a_classifier_with_three_labels_or_two_positions_is_refused(classifier_folder, tmp_path, capsys):
+    import shutil
+
+    for key, value, message in (("num_labels", 3, "has 3 labels: this series' classifiers have 2"),
+                                ("max_position_embeddings", 2, "reads 2 positions: too few")):
+        folder = tmp_path / key
+        shutil.copytree(classifier_folder, folder)
+        config = json.loads((folder / "config.json").read_text())
+        config[key] = value
+        if key == "num_labels":
+            config["id2label"] = {str(i): f"LABEL_{i}" for i in range(3)}
+            config["label2id"] = {f"LABEL_{i}": i for i in range(3)}
+        (folder / "config.json").write_text(json.dumps(config))
+        exits_with(capsys, ["--model", str(folder), "Fine."], None, message)
+
+
+def test_a_model_whose_vocabulary_is_smaller_than_its_tokenizer_is_refused(classifier_folder, tmp_path, capsys):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "small-vocabulary"
+    shutil.copytree(classifier_folder, folder)
+    weights = load_file(folder / "model.safetensors")
+    key = next(k for k in weights if k.endswith("word_embeddings.weight"))
+    weights[key] = weights[key][:1000].clone()
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "vocab_size": 1000}))
+    exits_with(capsys, ["--model", str(folder), "Fine."], None, "it is not the model's own tokenizer")
+
+
+def test_the_cli_streams_its_output_in_batches():
+    from helpers.serving import batches_of, read_reviews
+
+    reviews = read_reviews(io.StringIO("".join(f"r{i}\n" for i in range(1000))))
+    first = next(batches_of(reviews, 256))
+    assert len(first) == 256 and reviews.gi_frame is not None, "the first batch comes before the input is read"

@@ -199,3 +199,76 @@ def test_the_gpu_data_path_reads_cleans_and_tokenizes_all_100000_reviews(imdb_fo
     longer_than_512 = sum(n > 510 for n in lengths) / len(lengths)
     assert 250 < sum(lengths) / len(lengths) < 350, "about 300 WordPiece tokens per review (the GUIDE's figure)"
     assert 0.10 < longer_than_512 < 0.18, "about 14 % of the reviews do not fit in 512 tokens"
+
+
+# A local folder in the Hub's layout (TUTORIAL_DATASET) gets the checks a reader's own file gets.
+
+def hub_folder(root, **splits: pd.DataFrame):
+    (root / "plain_text").mkdir(parents=True)
+    for name, frame in splits.items():
+        frame.to_parquet(root / "plain_text" / f"{name}-00000-of-00001.parquet", index=False)
+    files = "".join(f"  - split: {name}\n    path: plain_text/{name}-*\n" for name in splits)
+    (root / "README.md").write_text(f"---\nconfigs:\n- config_name: plain_text\n  data_files:\n{files}---\n")
+    return root  # laid out as stanfordnlp/imdb, whose README names the splits (unsupervised is no default name)
+
+
+def hub_split(n: int = 20, **columns) -> pd.DataFrame:
+    return pd.DataFrame({"text": [f"Review {i}, {'fine' if i % 2 else 'dull'}." for i in range(n)],
+                         "label": [i % 2 for i in range(n)]}).assign(**columns)
+
+
+@pytest.mark.parametrize(("splits", "message"), [
+    ({"train": hub_split()}, r"has no test split \(splits found: train\): it needs train and test"),
+    ({"train": hub_split(), "test": hub_split(label=[1, 2] * 10)},
+     r"The test split of .* has labels 1, 2: expected 0 and 1 \(1 = negative, 2 = positive\? subtract 1\)"),
+    ({"train": hub_split().rename(columns={"text": "review"}), "test": hub_split().rename(columns={"text": "review"})},
+     r"The train split of .* has no 'text' column \(columns found: 'review', 'label'\)"),
+    ({"train": hub_split(text=[None] + [f"r{i}" for i in range(19)]), "test": hub_split()},
+     r"The train split of .* has 1 review\(s\) without text \(row 1\)"),
+    ({"train": hub_split(), "test": hub_split(label=1)}, r"The test split of .* holds only positive reviews"),
+    ({"train": hub_split(), "test": hub_split(),
+      "unsupervised": hub_split(text=["   "] * 20, label=-1)}, r"The unsupervised split of .* without text"),
+])
+def test_a_folder_in_the_hub_layout_is_checked_like_a_file(clean_env, tmp_path, splits, message):
+    clean_env.setenv("TUTORIAL_DATASET", str(hub_folder(tmp_path / "imdb", **splits)))
+    with pytest.raises(ValueError, match=message):
+        load_reviews(get_profile("cpu"))
+
+
+def test_a_hub_layout_folder_with_word_labels_reads_them_as_0_and_1(clean_env, tmp_path):
+    words = {"label": ["neg", "pos"] * 10}
+    clean_env.setenv("TUTORIAL_DATASET", str(hub_folder(tmp_path / "imdb", train=hub_split(**words),
+                                                        test=hub_split(**words))))
+    data = load_reviews(get_profile("cpu"))
+    assert data["test"]["label"][:4] == [0, 1, 0, 1]
+
+
+def test_a_relative_dataset_folder_is_read_as_a_folder_not_a_hub_id(clean_env, tmp_path):
+    hub_folder(tmp_path / "imdb", train=hub_split(), test=hub_split())
+    clean_env.chdir(tmp_path)
+    clean_env.setenv("TUTORIAL_DATASET", "imdb")  # no leading ./: before, a Hub id and "Could not download"
+    assert load_reviews(get_profile("cpu"))["train"].num_rows == 20
+
+
+def test_a_hub_layout_folder_whose_splits_differ_in_columns_says_so(clean_env, tmp_path):
+    hub_folder(tmp_path / "imdb", train=hub_split().rename(columns={"text": "review"}), test=hub_split())
+    clean_env.setenv("TUTORIAL_DATASET", str(tmp_path / "imdb"))
+    with pytest.raises(ValueError, match=r"imdb cannot be read as a data set laid out like stanfordnlp/imdb"):
+        load_reviews(get_profile("cpu"))
+
+
+def test_a_hub_layout_folder_that_is_not_a_data_set_says_so(clean_env, tmp_path):
+    (tmp_path / "imdb" / "plain_text").mkdir(parents=True)
+    (tmp_path / "imdb" / "plain_text" / "train-00000-of-00001.parquet").write_text("not parquet")
+    clean_env.setenv("TUTORIAL_DATASET", str(tmp_path / "imdb"))
+    with pytest.raises(ValueError, match=r"imdb cannot be read as a data set laid out like stanfordnlp/imdb"):
+        load_reviews(get_profile("cpu"))
+
+
+def test_two_hub_layout_folders_of_the_same_name_each_give_their_own_reviews(clean_env, tmp_path):
+    # datasets keys a README-configured folder's cache on its name and README: the second folder
+    # was served the first one's reviews until the resolved files were passed to load_dataset
+    for where, word in (("a", "first"), ("b", "second")):
+        split = hub_split(text=[f"{word} {i}" for i in range(20)])
+        clean_env.setenv("TUTORIAL_DATASET", str(hub_folder(tmp_path / where / "imdb", train=split, test=split)))
+        assert load_reviews(get_profile("cpu"))["test"]["text"][0].startswith(word)
