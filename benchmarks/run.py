@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from benchmarks.common import save_figure, write_atomically
+from helpers.profile import get_profile
 from helpers.session import library_versions, quiet_libraries
 
 BENCHMARKS = ("attention", "tokenization", "batching", "mlm_head", "serving", "flops", "recipe", "seeds")
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the tables and summary.json")
     args = parser.parse_args(argv)
-    quiet_libraries(offline=True)
+    quiet_libraries(offline=get_profile("cpu").offline)  # without a local copy of the data, it is fetched
     started = time.perf_counter()
     summary = {"command": "make bench" if args.size == "full" else f"python -m benchmarks.run --size {args.size}",
                "date": datetime.date.today().isoformat(), "machine": machine(), "versions": library_versions(),

@@ -27,7 +27,7 @@ from helpers.classification import encode, fine_tune, new_classifier, predict_pr
 from helpers.data import balanced_sample, load_reviews, validation_split
 from helpers.models import adapted_encoder_dir
 from helpers.profile import get_profile
-from helpers.stats import disagreements, mcnemar_p, over_seeds
+from helpers.stats import disagreements, mcnemar_p, over_seeds, predicted_labels
 
 SIZES = {"full": {"seeds": (0, 1, 2), "reviews": None, "test_reviews": None, "steps": None},
          "smallest": {"seeds": (0, 1), "reviews": 64, "test_reviews": 32, "steps": 2}}
@@ -57,7 +57,7 @@ def train_over_seeds(profile, seeds, encoder_dir: Path, encoded_fit, fit_labels,
             model, _ = fine_tune(model, encoded_fit, fit_labels, pad_id, profile, seed=seed, steps=steps)
             seconds = time.perf_counter() - started
             probabilities = predict_probabilities(model, encoded_test, pad_id, precision=profile.precision)
-            right = (probabilities > 0.5) == test_labels
+            right = predicted_labels(probabilities) == test_labels
             only_model, only_baseline = disagreements(right, baseline_right)
             runs.append({"seed": seed, "encoder": encoder, "accuracy": float(right.mean()), "seconds": seconds,
                          "right": right, "mcnemar_p": mcnemar_p(only_model, only_baseline),

@@ -20,6 +20,7 @@ from helpers.measure import alternating_medians
 from helpers.models import classifier_dir
 from helpers.profile import get_profile
 from helpers.serving import INT8_MAX_ACCURACY_DROP, load_classifier, quantize_int8, weights_megabytes
+from helpers.stats import predicted_labels
 
 SIZES = {"full": {"train_max_length": 256, "test_reviews": None, "repeats": 5, "use_saved": True},
          "smallest": {"train_max_length": 64, "train_steps": 2, "test_reviews": 32, "repeats": 1, "use_saved": False}}
@@ -41,8 +42,8 @@ def run(size: str = "full") -> Result:
         origin = f"no saved classifier: fine-tuned here for {how_long} at {max_length} tokens"
     int8_model = quantize_int8(model)
     encoded, labels = encode(tokenizer, test["text"], max_length), np.array(test["label"])
-    accuracy = {name: float(((predict_probabilities(m, encoded, tokenizer.pad_token_id) >= 0.5) == labels).mean())
-                for name, m in (("float32", model), ("int8", int8_model))}
+    accuracy = {name: float((predicted_labels(predict_probabilities(m, encoded, tokenizer.pad_token_id)) == labels)
+                            .mean()) for name, m in (("float32", model), ("int8", int8_model))}
 
     reviews = sorted(encoded[:32], key=len)
     singles = [pad_batch([ids], tokenizer.pad_token_id) for ids in reviews]

@@ -10,6 +10,8 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import expit, log_expit
 
+from helpers.stats import predicted_labels
+
 
 def reliability_bins(probability: np.ndarray, labels: np.ndarray, bins: int = 10) -> dict[str, np.ndarray]:
     """Return, per confidence bin of equal width over [0.5, 1]: reviews, mean confidence and accuracy (NaN if empty)."""
@@ -17,7 +19,7 @@ def reliability_bins(probability: np.ndarray, labels: np.ndarray, bins: int = 10
     if probability.shape != labels.shape or not len(labels):
         raise ValueError(f"Need one probability per label, at least one (got {probability.shape} and {labels.shape}).")
     confidence = np.maximum(probability, 1 - probability)
-    correct = (probability >= 0.5) == (labels == 1)
+    correct = predicted_labels(probability) == (labels == 1)
     which = np.minimum(((confidence - 0.5) * 2 * bins).astype(int), bins - 1)  # confidence 1.0 in the last bin
     counts = np.bincount(which, minlength=bins)
     with np.errstate(invalid="ignore"):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from helpers.stats import predicted_labels
+
 Predict = Callable[[list[str]], np.ndarray]  # texts -> P(positive) of each
 
 
@@ -57,10 +59,10 @@ def failures(check: Check, predict: Predict) -> np.ndarray:
     """Return one boolean per case of the check: True where the model fails it."""
     if check.kind == "label":
         texts, expected = zip(*check.cases)
-        return (predict(list(texts)) >= 0.5).astype(int) != np.asarray(expected)
+        return predicted_labels(predict(list(texts))) != np.asarray(expected)
     if check.kind == "invariance":
         flat = [text for group in check.cases for text in group]
-        labels = predict(flat) >= 0.5
+        labels = predicted_labels(predict(flat)) == 1
         ends = np.cumsum([len(group) for group in check.cases])
         return np.array([len(set(part.tolist())) > 1 for part in np.split(labels, ends[:-1])])
     before, after = zip(*check.cases)

@@ -18,6 +18,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from helpers.batching import Batch, pad_batch, training_batches
 from helpers.device import autocast
+from helpers.stats import predicted_labels
 from helpers.tokenization import encode_head_tail
 from helpers.training import free_memory
 
@@ -146,7 +147,12 @@ def held_out_scores(model: nn.Module, encoded: Sequence[Sequence[int]], labels: 
     labels = np.asarray(labels)
     p_true = np.where(labels == 1, probabilities, 1 - probabilities)
     return {"validation_loss": float(-np.log(np.clip(p_true, 1e-7, 1)).mean()),
-            "accuracy": float(np.mean((probabilities > 0.5) == labels))}
+            "accuracy": float(np.mean(predicted_labels(probabilities) == labels))}
+
+
+def steps_per_epoch(reviews: int, batch_size: int) -> int:
+    """Return the optimizer steps of one pass over `reviews`: the last batch may be short, and still counts."""
+    return math.ceil(reviews / batch_size)
 
 
 def fine_tune(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Sequence[int], pad_id: int, profile,
@@ -162,7 +168,7 @@ def fine_tune(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Sequen
     from helpers.training import TrainConfig, Trainer
 
     seed = profile.seed if seed is None else seed
-    steps = steps or profile.epochs * math.ceil(len(encoded) / profile.batch_size)
+    steps = steps or profile.epochs * steps_per_epoch(len(encoded), profile.batch_size)
     config = TrainConfig(steps=steps, learning_rate=profile.learning_rate, precision=profile.precision, seed=seed,
                          log_every=max(1, steps // 20), checkpoint_every=max(1, steps // 4) if checkpoint_dir else 0,
                          eval_every=max(1, steps // 4) if evaluate else 0)
@@ -184,7 +190,7 @@ def train_short_classifier(profile, train, max_length: int = 256, steps: int | N
     tokenizer = load_pretrained(AutoTokenizer, profile)
     encoded = encode(tokenizer, train["text"], max_length)
     model, _ = fine_tune(new_classifier(profile), encoded, train["label"], tokenizer.pad_token_id, profile,
-                         steps=steps or max(1, len(encoded) // profile.batch_size))
+                         steps=steps or steps_per_epoch(len(encoded), profile.batch_size))
     return model.cpu().eval(), tokenizer
 
 
@@ -220,5 +226,5 @@ def classify_reviews(model: nn.Module, tokenizer, texts: Sequence[str], max_leng
     encoded = encode(tokenizer, texts, max_length)
     positive = predict_probabilities(model, encoded, tokenizer.pad_token_id, batch_size, precision)
     unknown = [all(i == tokenizer.unk_token_id for i in ids[1:-1]) for ids in encoded]
-    return [("unknown", math.nan) if blind else ("positive", p) if p >= 0.5 else ("negative", 1 - p)
-            for p, blind in zip(positive.tolist(), unknown)]
+    return [("unknown", math.nan) if blind else ("positive", p) if label else ("negative", 1 - p)
+            for p, label, blind in zip(positive.tolist(), predicted_labels(positive), unknown)]

@@ -36,7 +36,7 @@ from helpers.data import balanced_sample, load_reviews
 from helpers.device import pick_device
 from helpers.models import load_pretrained
 from helpers.profile import get_profile
-from helpers.session import quiet_libraries, works_offline
+from helpers.session import quiet_libraries
 from helpers.training import TrainConfig, Trainer, atomic_save
 
 
@@ -68,7 +68,7 @@ def replica_reviews(train: Dataset, run: ReplicaRun) -> Dataset:
 def train_replica(run: ReplicaRun, out: str | os.PathLike) -> None:
     """Train on this process's share of each batch; the main process writes weights and history to `out`."""
     profile = get_profile(run.profile)  # named, not guessed: a launched process sees no GPU (CUDA_VISIBLE_DEVICES="")
-    quiet_libraries(offline=works_offline(profile))
+    quiet_libraries(offline=profile.offline)
     accelerator = Accelerator(cpu=run.cpu or pick_device().type == "cpu")  # CPU processes need cpu=True to meet
     try:
         if accelerator.device.type == "cpu" and accelerator.num_processes > 1:  # share the cores, don't fight

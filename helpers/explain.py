@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from helpers.classification import predict_probabilities
+from helpers.stats import predicted_labels
 
 
 def logit_margin(model: nn.Module, inputs_embeds: torch.Tensor) -> torch.Tensor:
@@ -79,7 +80,7 @@ def deletion_drops(model: nn.Module, encoded: Sequence[Sequence[int]], rankings:
     if len(encoded) != len(rankings):
         raise ValueError(f"{len(encoded)} reviews but {len(rankings)} rankings: give one ranking per review.")
     before = predict_probabilities(model, encoded, pad_id, precision=precision)
-    positive = before >= 0.5
+    positive = predicted_labels(before) == 1
     drops = []
     for fraction in fractions:
         edited = [delete_positions(ids, order[:round(fraction * (len(ids) - 2))])

@@ -7,7 +7,6 @@ or another Hub id (for example a copy of bert-base-uncased saved for offline wor
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,9 +30,8 @@ def minilm_path() -> Path:
 
 def resolve_model(profile: Profile) -> tuple[str, str | None]:
     """Return (name or folder, revision) of the model the profile uses, honouring $TUTORIAL_MODEL."""
-    override = os.environ.get(MODEL_ENV)
-    if override:
-        return override, None
+    if profile.model_override:
+        return profile.model_override, None
     if profile.model_id == "minilm":
         return str(minilm_path()), None
     return profile.model_id, profile.model_revision
@@ -41,9 +39,8 @@ def resolve_model(profile: Profile) -> tuple[str, str | None]:
 
 def model_name(profile: Profile) -> str:
     """Return a short human-readable name of the profile's model for printing."""
-    override = os.environ.get(MODEL_ENV)
-    if override:
-        return override
+    if profile.model_override:
+        return profile.model_override
     return "all-MiniLM-L6-v2" if profile.model_id == "minilm" else profile.model_id
 
 

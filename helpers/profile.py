@@ -62,11 +62,24 @@ class Profile:
     mlm_eval_blocks: int  # held-out blocks behind the perplexity figure
     scale: float = 1.0  # below 1 (TUTORIAL_SCALE): a smoke run with fewer steps, quality claims not asserted
     data_file: str | None = None  # a reader's own file or aclImdb/ folder (TUTORIAL_DATA), read instead of the data set
+    model_override: str | None = None  # a local model folder or Hub id (TUTORIAL_MODEL), loaded instead of model_id
 
     @property
     def local_data(self) -> bool:
         """Whether the reviews come from this machine (a reader's file or a folder in the Hub's layout)."""
         return self.data_file is not None or Path(self.dataset_id).expanduser().is_dir()
+
+    @property
+    def local_model(self) -> bool:
+        """Whether the model comes from this machine (the pip-installed MiniLM, or a folder in TUTORIAL_MODEL)."""
+        if self.model_override:
+            return Path(self.model_override).expanduser().is_dir()
+        return self.model_id == "minilm"
+
+    @property
+    def offline(self) -> bool:
+        """Whether the run needs no Hub at all: then the libraries are told so, and fail fast instead of waiting."""
+        return self.local_data and self.local_model
 
 
 PROFILES: dict[str, Profile] = {
@@ -132,7 +145,11 @@ PROFILES: dict[str, Profile] = {
 
 
 def get_profile(name: str | None = None) -> Profile:
-    """Return the named profile, else the one in $TUTORIAL_PROFILE, else `gpu` if CUDA is present."""
+    """Return the named profile, else the one in $TUTORIAL_PROFILE, else `gpu` if CUDA is present.
+
+    The run's settings from the environment (precision, data set, data file, model, scale) are read
+    here, once: the helpers take them from the profile it returns.
+    """
     name = name or os.environ.get(PROFILE_ENV) or ("gpu" if torch.cuda.is_available() else "cpu")
     key = name.strip().lower()
     if key not in PROFILES:
@@ -144,6 +161,8 @@ def get_profile(name: str | None = None) -> Profile:
         profile = dataclasses.replace(profile, dataset_id=os.path.expanduser(dataset), dataset_revision=None)
     if os.environ.get(DATA_ENV):
         profile = dataclasses.replace(profile, data_file=os.path.expanduser(os.environ[DATA_ENV]))
+    if os.environ.get(MODEL_ENV):
+        profile = dataclasses.replace(profile, model_override=os.environ[MODEL_ENV])
     return scaled(profile, os.environ.get(SCALE_ENV))
 
 
@@ -226,7 +245,7 @@ def models_dir(profile: Profile) -> Path:
 def describe(profile: Profile, only: Sequence[str] | None = None) -> str:
     """Return the profile (its name and the fields in `only`, or all) as aligned `field: value` lines."""
     fields = dataclasses.asdict(profile)
-    for key in ("dataset_id", "data_file"):  # a local path differs between machines: its name says enough
+    for key in ("dataset_id", "data_file", "model_override"):  # a local path differs between machines: its name
         if fields[key] and Path(fields[key]).is_absolute():
             fields[key] = f"{Path(fields[key]).name} (a local {'folder' if Path(fields[key]).is_dir() else 'file'})"
     if only is not None:

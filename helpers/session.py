@@ -136,11 +136,6 @@ def use_google_drive(folder: str = "bert-imdb-tutorial", mount_point: str = "/co
     return target
 
 
-def works_offline(profile: Profile) -> bool:
-    """Return whether the run needs no Hub: local reviews and the cpu profile's pip-installed model."""
-    return profile.local_data and (profile.name == "cpu" or bool(os.environ.get(MODEL_ENV)))
-
-
 def data_source(profile: Profile) -> str:
     """Return where the reviews come from and how many of each official split the profile takes, in words."""
     if profile.data_file:
@@ -160,7 +155,7 @@ def start_notebook(profile: str | None = None, seed: int | None = None, verbose:
     `uses` names the profile fields the notebook reads: only those are printed (all when None).
     """
     chosen = get_profile(profile)
-    quiet_libraries(offline=works_offline(chosen))
+    quiet_libraries(offline=chosen.offline)
     from helpers.plotting import use_style
 
     use_style()
@@ -170,10 +165,9 @@ def start_notebook(profile: str | None = None, seed: int | None = None, verbose:
         print("versions: " + ", ".join(f"{k} {v}" for k, v in library_versions().items()))
         card = f" ({torch.cuda.get_device_name()})" if session.device.type == "cuda" else ""
         print(f"device   : {session.device}{card}")
-        model = os.environ.get(MODEL_ENV)
         print(f"data     : {data_source(chosen)}")
-        if model:
-            print(f"model    : {model} (from {MODEL_ENV})")
+        if chosen.model_override:
+            print(f"model    : {chosen.model_override} (from {MODEL_ENV})")
         if session.smoke:
             print(f"smoke run: {chosen.scale} of the steps; claims about trained models are reported, not asserted")
         print(describe(chosen, uses))

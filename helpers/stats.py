@@ -12,6 +12,11 @@ from collections.abc import Sequence
 import numpy as np
 
 
+def predicted_labels(positive: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Return label 1 where P(positive) >= 0.5, else 0: the one decision rule of the series (a tie is positive)."""
+    return (np.asarray(positive) >= 0.5).astype(int)
+
+
 def accuracy_interval(accuracy: float, n: int) -> float:
     """Return the half-width of the normal-approximation 95 % confidence interval of an accuracy on `n` items."""
     return 1.96 * math.sqrt(accuracy * (1 - accuracy) / n)

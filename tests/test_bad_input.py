@@ -164,14 +164,14 @@ def test_a_model_folder_without_config_says_so(clean_env, tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"weights")
     clean_env.setenv("TUTORIAL_MODEL", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=r"has no config.json: it is not a folder saved with save_pretrained"):
-        load_pretrained(BertModel, CPU)
+        load_pretrained(BertModel, get_profile("cpu"))
 
 
 def test_a_model_folder_of_another_architecture_says_so(clean_env, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]}))
     clean_env.setenv("TUTORIAL_MODEL", str(tmp_path))
     with pytest.raises(ValueError, match=r"holds a gpt2 model: this series needs a BERT encoder"):
-        load_pretrained(BertModel, CPU)
+        load_pretrained(BertModel, get_profile("cpu"))
 
 
 def test_serving_an_encoder_that_is_not_a_classifier_says_so(tmp_path):
