@@ -202,23 +202,8 @@ def scaled(profile: Profile, factor: str | float | None) -> Profile:
 
 def work_dir(profile: Profile) -> Path:
     """Return (and create) the folder for this profile's checkpoints and models: $TUTORIAL_WORKDIR or ~/.cache."""
-    root = Path(os.environ.get(WORK_ENV) or Path.home() / ".cache" / "bert-imdb-tutorial").expanduser()
-    if not root.is_absolute():  # notebooks run in notebooks/, the command line in the root: two different folders
-        raise ValueError(f"{WORK_ENV}={str(root)!r} is a relative path, which notebooks (run in notebooks/) and the "
-                         "command line (run from the repository) would read as two folders: give an absolute one.")
-    folder = root / profile.name
-    if root.exists() and not root.is_dir():
-        raise NotADirectoryError(f"The work folder {root} is a file: set {WORK_ENV} to a folder (it is created "
-                                 "if missing).")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise PermissionError(f"Cannot create the work folder {folder} ({error.strerror}): set {WORK_ENV} to a "
-                              "folder you can write to.") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise PermissionError(f"The work folder {folder} is not writable: set {WORK_ENV} to a folder you can "
-                              "write to.")
-    return folder
+    return _writable_folder(WORK_ENV, "work", os.environ.get(WORK_ENV) or Path.home() / ".cache" / "bert-imdb-tutorial",
+                            profile.name)
 
 
 def models_dir(profile: Profile) -> Path:
@@ -229,16 +214,27 @@ def models_dir(profile: Profile) -> Path:
     its Trash, which counts against the 15 GB quota.
     """
     root = os.environ.get(MODELS_ENV)
-    if not root:
-        return work_dir(profile)
-    if not Path(root).expanduser().is_absolute():
-        raise ValueError(f"{MODELS_ENV}={root!r} is a relative path: give an absolute one (see {WORK_ENV}).")
-    folder = Path(root).expanduser() / profile.name
+    return _writable_folder(MODELS_ENV, "models", root, profile.name) if root else work_dir(profile)
+
+
+def _writable_folder(variable: str, kind: str, root: str | Path, name: str) -> Path:
+    """Return root/name, created, or raise one sentence naming `variable` when it cannot be written to."""
+    root = Path(root).expanduser()
+    if not root.is_absolute():  # notebooks run in notebooks/, the command line in the root: two different folders
+        raise ValueError(f"{variable}={str(root)!r} is a relative path, which notebooks (run in notebooks/) and the "
+                         "command line (run from the repository) would read as two folders: give an absolute one.")
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"The {kind} folder {root} is a file: set {variable} to a folder (it is created "
+                                 "if missing).")
+    folder = root / name
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise PermissionError(f"Cannot create the models folder {folder} ({error.strerror}): set {MODELS_ENV} to a "
+        raise PermissionError(f"Cannot create the {kind} folder {folder} ({error.strerror}): set {variable} to a "
                               "folder you can write to.") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(f"The {kind} folder {folder} is not writable: set {variable} to a folder you can "
+                              "write to.")
     return folder
 
 

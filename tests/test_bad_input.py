@@ -143,11 +143,14 @@ def test_an_unknown_profile_name_lists_the_valid_ones(clean_env):
         get_profile("c p u")
 
 
-def test_a_work_folder_that_is_a_file_says_so(clean_env, tmp_path):
+@pytest.mark.parametrize(("variable", "kind"), [("TUTORIAL_WORKDIR", "work"), ("TUTORIAL_MODELS_DIR", "models")])
+def test_a_work_or_models_folder_that_is_a_file_says_so(clean_env, tmp_path, variable, kind):
+    from helpers.profile import models_dir
+
     (tmp_path / "work").write_text("not a folder")
-    clean_env.setenv("TUTORIAL_WORKDIR", str(tmp_path / "work"))
-    with pytest.raises(NotADirectoryError, match=r"The work folder .*work is a file: set TUTORIAL_WORKDIR"):
-        work_dir(CPU)
+    clean_env.setenv(variable, str(tmp_path / "work"))
+    with pytest.raises(NotADirectoryError, match=rf"The {kind} folder .*work is a file: set {variable}"):
+        (work_dir if kind == "work" else models_dir)(CPU)
 
 
 @pytest.mark.parametrize("where", ["/sys/tutorial-work", "under-a-file/work"])
