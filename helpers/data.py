@@ -21,7 +21,7 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
-from datasets import Dataset, DatasetDict
+from datasets import ClassLabel, Dataset, DatasetDict
 from datasets.exceptions import DatasetsError
 from sklearn.model_selection import train_test_split
 
@@ -152,6 +152,10 @@ def _check_text(path: Path) -> None:
         if head.startswith(magic):
             raise ValueError(f"{path.name} is a {kind} file, not {path.suffix.lstrip('.').upper()} text: "
                              + ("name it .parquet." if kind == "Parquet" else "decompress it first."))
+    wide = head.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(head) > 1 and (head[0::2].count(0) > len(head) // 4
+                                                                       or head[1::2].count(0) > len(head) // 4))
+    if wide:  # Excel's "Unicode text" is UTF-16: a NUL byte beside every ASCII letter
+        raise ValueError(f"{path.name} is UTF-16 (or UTF-32) text, not UTF-8: save it with UTF-8 encoding.")
     if b"\x00" in head:
         raise ValueError(f"{path.name} holds binary data (NUL bytes), not {path.suffix.lstrip('.').upper()} text.")
 
@@ -163,6 +167,14 @@ def _check_rows(path: Path, delimiter: str) -> None:
     review is cut), and an unbalanced quote swallows the following rows into one review that gets
     the last row's label. Python's csv module in strict mode stops at such a line instead.
     """
+    limit = csv.field_size_limit(2**31 - 1)  # a review may be longer than the module's default 131,072 characters
+    try:
+        _scan_rows(path, delimiter)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _scan_rows(path: Path, delimiter: str) -> None:
     quote = "a field that starts with a double quote must end with one (a quote inside it is doubled: \"\")"
     with open(path, encoding="utf-8", newline="") as handle:
         rows = csv.reader(handle, delimiter=delimiter, strict=True)
@@ -338,8 +350,13 @@ def check_splits(splits: DatasetDict, source: str) -> DatasetDict:
             normalize_labels(frame.assign(label=0), where)
             checked[name] = split
             continue
+        feature = split.features.get("label")
+        if isinstance(feature, ClassLabel) and "label" in frame:  # ids mean the feature's names: read the names
+            frame = frame.assign(label=[feature.int2str(i) if 0 <= i < feature.num_classes else i
+                                        for i in frame["label"].tolist()])
         labels = normalize_labels(frame, where)["label"]
-        if pd.api.types.is_integer_dtype(frame["label"]) and (frame["label"].to_numpy() == labels.to_numpy()).all():
+        stored = split.select_columns(["label"]).to_pandas()["label"]
+        if pd.api.types.is_integer_dtype(stored) and (stored.to_numpy() == labels.to_numpy()).all():
             checked[name] = split
         else:  # words such as neg/pos: the 0/1 the notebooks expect
             checked[name] = split.remove_columns("label").add_column("label", labels.tolist())

@@ -42,12 +42,17 @@ def load_classifier(folder: str | Path) -> tuple[BertForReviewClassification, ob
         raise FileNotFoundError(f"No trained classifier in {folder}: run notebook 04 first, or pass --model FOLDER.")
     check_model_folder(folder, architectures=("BertForReviewClassification",))
     again = "save it again (notebook 04's last section)"
-    config = BertConfig.from_pretrained(folder)  # check_model_folder has read it as JSON already
-    if config.num_labels != 2:  # a third probability would be ignored, the second read as "positive"
-        raise ValueError(f"The classifier in {folder} has {config.num_labels} labels: this series' classifiers "
+    try:  # check_model_folder has read it as JSON; its values may still be nonsense ("num_labels": "2")
+        config = BertConfig.from_pretrained(folder)
+        labels, positions = int(config.num_labels), int(config.max_position_embeddings)
+    except Exception as error:  # TypeError, AttributeError, a validation error: which depends on the version
+        raise ValueError(f"The config.json in {folder} cannot be read as a BERT configuration "
+                         f"({type(error).__name__}): {again}.") from None
+    if labels != 2:  # a third probability would be ignored, the second read as "positive"
+        raise ValueError(f"The classifier in {folder} has {labels} labels: this series' classifiers "
                          "have 2 (negative, positive); give a folder notebook 04 saved.")
-    if config.max_position_embeddings < 3:
-        raise ValueError(f"The classifier in {folder} reads {config.max_position_embeddings} positions: too few "
+    if positions < 3:
+        raise ValueError(f"The classifier in {folder} reads {positions} positions: too few "
                          "for [CLS], one token and [SEP]; give a folder notebook 04 saved.")
     try:
         model, info = BertForReviewClassification.from_pretrained(folder, output_loading_info=True)
@@ -138,37 +143,62 @@ def read_reviews(stdin) -> Iterator[str]:
             piece.encode("utf-8")  # in the POSIX locale Python reads undecodable bytes as lone surrogates
         except (UnicodeDecodeError, UnicodeEncodeError):
             raise ValueError("Standard input is not UTF-8 text: give one review per line.") from None
+        except OSError as error:  # a device error (EIO), a terminal that went away
+            raise ValueError(f"Standard input cannot be read further ({error.strerror or error}).") from None
         if not piece:
             return
         yield from (line for line in re.split(r"\r\n|\r|\n", piece) if line.strip())
 
 
-def batches_of(texts: Iterable[str], size: int) -> Iterator[list[str]]:
-    """Yield lists of up to `size` consecutive texts, so a long stream is classified and printed as it comes."""
-    batch = []
-    for text in texts:
-        batch.append(text)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+class WriteError(Exception):
+    """Standard output refused a line (a full disk, a closed terminal): not a reader going away."""
 
 
 def print_labels(model, tokenizer, texts: Iterable[str], max_length: int, batch_size: int = 256) -> int:
-    """Classify and print the reviews a batch at a time (flat memory, results as they come); return how many."""
-    done = 0
-    for batch in batches_of(texts, batch_size):
-        for text, (label, probability) in zip(batch, classify_reviews(model, tokenizer, batch, max_length,
-                                                                     first=done + 1)):
-            preview = " ".join(text.split())
-            shown = "-" if label == "unknown" else f"{probability:.3f}"
-            print(f"{label}\t{shown}\t{preview[:60] + ('...' if len(preview) > 60 else '')}")
-        sys.stdout.flush()
-        done += len(batch)
+    """Classify and print the reviews a batch at a time (flat memory, results as they come); return how many.
+
+    Each review is checked as it arrives. When one is unusable, or the input cannot be read further,
+    the reviews before it are classified and printed first, then the error is raised: no good line is lost.
+    """
+    done, batch, failure = 0, [], None
+
+    def checked() -> Iterator[str]:
+        nonlocal failure
+        try:
+            for number, text in enumerate(texts, start=1):
+                yield check_reviews([text], first=number)[0]
+        except ValueError as error:  # an unusable review, input that is not UTF-8 or cannot be read
+            failure = error
+
+    def answer() -> None:
+        nonlocal done, batch
+        labels = classify_reviews(model, tokenizer, batch, max_length, first=done + 1)
+        lines = [_line(text, label, probability) for text, (label, probability) in zip(batch, labels)]
+        try:
+            print("\n".join(lines), flush=True)
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            raise WriteError(error.strerror or str(error)) from None
+        done, batch = done + len(batch), []
+
+    for text in checked():
+        batch.append(text)
+        if len(batch) == batch_size:
+            answer()
+    if batch:
+        answer()
+    if failure:
+        raise failure
     if not done:
         raise ValueError("Nothing to classify: give the text of at least one review.")
     return done
+
+
+def _line(text: str, label: str, probability: float) -> str:
+    preview = " ".join(text.split())
+    shown = "-" if label == "unknown" else f"{probability:.3f}"
+    return f"{label}\t{shown}\t{preview[:60] + ('...' if len(preview) > 60 else '')}"
 
 
 def main(argv: list[str] | None = None, stdin=None) -> int:
@@ -195,17 +225,26 @@ def main(argv: list[str] | None = None, stdin=None) -> int:
             raise ValueError(f"--max-length {max_length}: give 3 to {longest} tokens ([CLS], [SEP] and at least one).")
         if args.int8:
             model = quantize_int8(model)
-        print_labels(model, tokenizer, args.reviews or read_reviews(stdin), max_length)
+        typed = not args.reviews and getattr(stdin, "isatty", lambda: False)()  # answer each line as it is typed
+        print_labels(model, tokenizer, args.reviews or read_reviews(stdin), max_length, batch_size=1 if typed else 256)
     except (ValueError, FileNotFoundError) as error:
         parser.exit(2, f"error: {error}\n")
     except BrokenPipeError:  # the reader went away (`| head -1`): stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except OSError as error:  # a full disk (`> /dev/full`), a closed terminal: say it, drop the unwritten rest
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        parser.exit(1, f"error: cannot write the labels ({error.strerror or error}).\n")
+        _silence_stdout()
+    except WriteError as error:  # a full disk (`> /dev/full`), a closed terminal: say it, drop the unwritten rest
+        _silence_stdout()
+        parser.exit(1, f"error: cannot write the labels ({error}).\n")
     except KeyboardInterrupt:  # Ctrl-C: the labels printed so far are complete lines
         parser.exit(130, "interrupted: the lines printed so far are complete.\n")
     return 0
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null, so the interpreter's last flush of unwritten lines cannot fail again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # not a real file (a test's capture): nothing to flush at exit
+        pass
 
 
 if __name__ == "__main__":

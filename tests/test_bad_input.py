@@ -63,6 +63,8 @@ BAD_FILES = {  # file name -> (contents, the sentence it must give)
     "broken.jsonl": ('{"text": "Fine.", "label": 1}\n{"text": "Bad\n', r"broken.jsonl cannot be read as jsonl"),
     "gzipped.csv": (gzip.compress(csv_text(GOOD).encode()), r"gzipped.csv is a gzip file, not CSV text: decompress"),
     "nul.tsv": (b"text\tlabel\nfine\x00film\t1\n", r"nul.tsv holds binary data \(NUL bytes\), not TSV text"),
+    "excel.tsv": (csv_text(GOOD, sep="\t").encode("utf-16"), r"excel.tsv is UTF-16 \(or UTF-32\) text, not UTF-8"),
+    "no_bom.csv": (csv_text(GOOD).encode("utf-16-le"), r"no_bom.csv is UTF-16 \(or UTF-32\) text, not UTF-8"),
     "parquet_bytes.csv": (GOOD.to_parquet(), r"parquet_bytes.csv is a Parquet file, not CSV text: name it .parquet"),
     "extra_first.csv": ("text,label\nGood, fun,1\nBad film,0\nFine,1\n",  # pandas: "without a label"
                         r"extra_first.csv, line 2: 3 fields where the header has 2"),
@@ -458,7 +460,6 @@ def test_the_cli_with_a_closed_or_full_stream_says_so(classifier_folder, redirec
 @pytest.mark.slow
 def test_ctrl_c_during_a_long_run_stops_with_one_line(classifier_folder):
     import signal
-    import time
 
     reviews = "".join(f"Review {i}, a fine film.\n" for i in range(300))  # one batch and a bit; the rest never comes
     process = subprocess.Popen([sys.executable, "-m", "helpers.serving", "--model", str(classifier_folder),
@@ -468,7 +469,6 @@ def test_ctrl_c_during_a_long_run_stops_with_one_line(classifier_folder):
     process.stdin.flush()
     first = process.stdout.readline()  # results arrive before the input ends: the output streams
     process.send_signal(signal.SIGINT)
-    time.sleep(0.1)
     _, error = process.communicate(timeout=120)
     assert first.count("\t") == 2
     assert process.returncode == 130 and error.strip() == "interrupted: the lines printed so far are complete."
@@ -506,9 +506,65 @@ def test_a_model_whose_vocabulary_is_smaller_than_its_tokenizer_is_refused(class
     exits_with(capsys, ["--model", str(folder), "Fine."], None, "it is not the model's own tokenizer")
 
 
-def test_the_cli_streams_its_output_in_batches():
-    from helpers.serving import batches_of, read_reviews
+class CountingInput(io.StringIO):
+    """Standard input that counts how many lines were asked for."""
 
-    reviews = read_reviews(io.StringIO("".join(f"r{i}\n" for i in range(1000))))
-    first = next(batches_of(reviews, 256))
-    assert len(first) == 256 and reviews.gi_frame is not None, "the first batch comes before the input is read"
+    lines_read = 0
+
+    def readline(self, *args):
+        self.lines_read += 1
+        return super().readline(*args)
+
+
+def test_the_cli_prints_each_batch_before_reading_the_next(classifier_folder, capsys, monkeypatch):
+    import helpers.serving as serving
+
+    stdin = CountingInput("".join(f"Review {i}, fine.\n" for i in range(600)))
+    seen = []  # lines read when each batch was classified
+    original = serving.classify_reviews
+    monkeypatch.setattr(serving, "classify_reviews", lambda *a, **k: seen.append(stdin.lines_read) or original(*a, **k))
+    assert main(["--model", str(classifier_folder), "--max-length", "32"], stdin=stdin) == 0
+    assert seen == [256, 512, 601], "a batch is answered once it is full, not after the whole input"
+    assert len(capsys.readouterr().out.splitlines()) == 600
+
+
+def test_the_reviews_before_a_bad_one_are_answered_and_the_bad_one_named(classifier_folder, capsys):
+    lines = [f"Review {i}, fine." for i in range(300)]
+    lines[269] = "x" * 100_001
+    with pytest.raises(SystemExit) as stopped:
+        main(["--model", str(classifier_folder), "--max-length", "32"], stdin=io.StringIO("\n".join(lines)))
+    out, error = capsys.readouterr()
+    assert stopped.value.code == 2 and "Review 270 has 100,001 characters" in error
+    assert len(out.splitlines()) == 269, "reviews 1-269 are classified, none is lost"
+
+
+def test_standard_input_that_fails_to_read_is_named_after_the_lines_before_it(classifier_folder, capsys):
+    class Failing(io.StringIO):
+        def readline(self, *args):
+            line = super().readline(*args)
+            if not line:
+                raise OSError(5, "Input/output error")
+            return line
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["--model", str(classifier_folder), "--max-length", "32"], stdin=Failing("good\nbad\nfine\n"))
+    out, error = capsys.readouterr()
+    assert stopped.value.code == 2 and "Standard input cannot be read further (Input/output error)" in error
+    assert len(out.splitlines()) == 3
+
+
+def test_a_classifier_config_with_nonsense_values_gives_one_sentence(classifier_folder, tmp_path, capsys):
+    import shutil
+
+    for key, value in (("num_labels", "2"), ("id2label", "neg,pos"), ("max_position_embeddings", None)):
+        folder = tmp_path / key
+        shutil.copytree(classifier_folder, folder)
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**config, key: value}))
+        exits_with(capsys, ["--model", str(folder), "Fine."], None, "cannot be read as a BERT configuration")
+
+
+def test_a_review_longer_than_the_csv_modules_field_limit_is_read(tmp_path):
+    path = tmp_path / "long.csv"
+    GOOD.assign(text=["word " * 40_000, *GOOD["text"][1:]]).to_csv(path, index=False)  # 200,000 characters
+    assert len(read_local_reviews(path)["text"][0]) == 200_000

@@ -272,3 +272,18 @@ def test_two_hub_layout_folders_of_the_same_name_each_give_their_own_reviews(cle
         split = hub_split(text=[f"{word} {i}" for i in range(20)])
         clean_env.setenv("TUTORIAL_DATASET", str(hub_folder(tmp_path / where / "imdb", train=split, test=split)))
         assert load_reviews(get_profile("cpu"))["test"]["text"][0].startswith(word)
+
+
+def test_class_label_ids_are_read_through_their_names(clean_env, tmp_path):
+    # a ClassLabel whose names run the other way: id 0 is "pos"; taking ids at face value flips every label
+    folder = tmp_path / "imdb"
+    features = datasets.Features({"text": datasets.Value("string"),
+                                  "label": datasets.ClassLabel(names=["pos", "neg"])})
+    for name in ("train", "test"):
+        split = Dataset.from_dict({"text": [f"great {i}" for i in range(10)] + [f"awful {i}" for i in range(10)],
+                                   "label": [0] * 10 + [1] * 10}, features=features)
+        (folder / "plain_text").mkdir(parents=True, exist_ok=True)
+        split.to_parquet(folder / "plain_text" / f"{name}-00000-of-00001.parquet")  # the features go with the file
+    clean_env.setenv("TUTORIAL_DATASET", str(folder))
+    test = load_reviews(get_profile("cpu"))["test"]
+    assert {text.split()[0]: label for text, label in zip(test["text"], test["label"])} == {"great": 1, "awful": 0}
