@@ -124,6 +124,26 @@ def test_a_checkpoint_of_other_data_tokens_or_model_is_not_resumed(tmp_path, cap
     assert f"other settings ({change})" in capsys.readouterr().out
 
 
+def test_a_checkpoint_from_an_encoder_saved_again_is_not_resumed(tmp_path, capsys):
+    """The README says: re-running notebook 03 rewrites the adapted encoder, and 04 must not resume the old run."""
+    import os
+
+    encoder = tmp_path / "encoder"
+    tiny_model().save_pretrained(encoder)
+    checkpoints = tmp_path / "checkpoints"
+    with pytest.raises(Interrupt):
+        Trainer(BertForMaskedLM.from_pretrained(encoder), masked_only_loss, CONFIG,
+                checkpoint_dir=checkpoints).fit(loader_for, on_log=stop_at(3))
+    assert Trainer(BertForMaskedLM.from_pretrained(encoder), masked_only_loss, CONFIG,
+                   checkpoint_dir=checkpoints).load_checkpoint(), "the same encoder folder resumes"
+    tiny_model().save_pretrained(encoder)  # notebook 03 again: same configuration, new weights file
+    weights = encoder / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000_000))  # a later run
+    trainer = Trainer(BertForMaskedLM.from_pretrained(encoder), masked_only_loss, CONFIG, checkpoint_dir=checkpoints)
+    assert not trainer.load_checkpoint() and trainer.step == 0
+    assert "other settings (model)" in capsys.readouterr().out
+
+
 def test_a_damaged_or_foreign_checkpoint_is_ignored_with_a_sentence(tmp_path, capsys):
     interrupted_run(tmp_path)
     path = tmp_path / CHECKPOINT
