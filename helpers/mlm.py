@@ -28,11 +28,20 @@ def group_into_blocks(token_ids: Sequence[Sequence[int]], block_size: int, cls_i
     return [[cls_id, *stream[i:i + body], sep_id] for i in range(0, len(stream) - body + 1, body)]
 
 
+def logits_at(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+              where: torch.Tensor) -> torch.Tensor:
+    """Run a BertForMaskedLM's encoder and project only the positions `where` (B, T) holds onto the vocabulary.
+
+    Returns (n_chosen, vocab) logits instead of the (B, T, vocab) the model's own forward computes.
+    """
+    hidden = model.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    return model.cls(hidden[where])
+
+
 def masked_only_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     """Return the MLM loss of a BertForMaskedLM, projecting only the masked positions onto the vocabulary."""
-    hidden = model.bert(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).last_hidden_state
     chosen = batch["labels"] != -100  # (B, T): the ~15 % of positions that carry a label
-    logits = model.cls(hidden[chosen])  # (n_chosen, vocab) instead of (B, T, vocab)
+    logits = logits_at(model, batch["input_ids"], batch.get("attention_mask"), chosen)
     return F.cross_entropy(logits.float(), batch["labels"][chosen])
 
 
@@ -81,8 +90,7 @@ def fill_mask(model: nn.Module, tokenizer, prompts: Sequence[str], k: int = 5) -
     where = encoded["input_ids"] == tokenizer.mask_token_id
     if (where.sum(dim=1) != 1).any():
         raise ValueError(f"Each prompt needs exactly one {tokenizer.mask_token}.")
-    hidden = model.bert(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"]).last_hidden_state
-    top = model.cls(hidden[where]).topk(k, dim=-1).indices  # (n_prompts, k)
+    top = logits_at(model, encoded["input_ids"], encoded["attention_mask"], where).topk(k, dim=-1).indices
     return [tokenizer.convert_ids_to_tokens(row) for row in top.tolist()]
 
 
@@ -93,8 +101,8 @@ def masked_top1_accuracy(model: nn.Module, batches: Sequence[Batch], device: tor
     right, count = 0, 0
     for batch in batches:
         batch = {k: v.to(device) for k, v in batch.items()}
-        hidden = model.bert(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")).last_hidden_state
         chosen = batch["labels"] != -100
-        right += int((model.cls(hidden[chosen]).argmax(dim=-1) == batch["labels"][chosen]).sum())
+        logits = logits_at(model, batch["input_ids"], batch.get("attention_mask"), chosen)
+        right += int((logits.argmax(dim=-1) == batch["labels"][chosen]).sum())
         count += int(chosen.sum())
     return right / count
