@@ -20,7 +20,7 @@ from helpers.batching import Batch, pad_batch, training_batches
 from helpers.device import autocast
 from helpers.stats import predicted_labels
 from helpers.tokenization import encode_head_tail
-from helpers.training import free_memory
+from helpers.training import TrainConfig, Trainer, free_memory
 
 MAX_CHARACTERS = 100_000  # a review longer than this is refused; the longest of IMDB's 50,000 has 13,704
 
@@ -165,8 +165,6 @@ def fine_tune(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Sequen
     decay, mixed precision; `evaluate(model) -> dict` runs four times, `on_log(history)` at each log.
     `loss(model, batch)` is the cross-entropy against the labels unless given (notebook 06 distils).
     """
-    from helpers.training import TrainConfig, Trainer
-
     seed = profile.seed if seed is None else seed
     steps = steps or profile.epochs * steps_per_epoch(len(encoded), profile.batch_size)
     config = TrainConfig(steps=steps, learning_rate=profile.learning_rate, precision=profile.precision, seed=seed,

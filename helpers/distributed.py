@@ -31,7 +31,8 @@ from accelerate.state import AcceleratorState
 from datasets import Dataset
 from transformers import AutoTokenizer
 
-from helpers.classification import BertForReviewClassification, classification_loss, encode, training_batches
+from helpers.batching import training_batches
+from helpers.classification import BertForReviewClassification, classification_loss, encode
 from helpers.data import balanced_sample, load_reviews
 from helpers.device import pick_device
 from helpers.models import load_pretrained
