@@ -17,10 +17,10 @@ from transformers import BertForSequenceClassification
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from helpers.batching import Batch, pad_batch, training_batches
-from helpers.device import autocast
+from helpers.device import autocast, free_memory
 from helpers.stats import predicted_labels
 from helpers.tokenization import encode_head_tail
-from helpers.training import TrainConfig, Trainer, free_memory
+from helpers.training import TrainConfig, Trainer
 
 MAX_CHARACTERS = 100_000  # a review longer than this is refused; the longest of IMDB's 50,000 has 13,704
 

@@ -6,6 +6,8 @@ machine can run; `PRECISIONS` maps each name to the dtype `torch.autocast` uses.
 
 from __future__ import annotations
 
+import gc
+
 import torch
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtype of each
@@ -77,3 +79,10 @@ def misplaced(namespace: dict, device: torch.device | str) -> list[str]:
         if devices - {wanted}:
             found.append(f"{name} ({', '.join(sorted(devices))})")
     return sorted(found)
+
+
+def free_memory() -> None:
+    """Return the memory of freed tensors to the GPU (call it after the failed step's graph is gone)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from helpers.training import Batch
+from helpers.batching import Batch
 
 
 def group_into_blocks(token_ids: Sequence[Sequence[int]], block_size: int, cls_id: int, sep_id: int) -> list[list[int]]:

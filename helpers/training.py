@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gc
 import hashlib
 import itertools
 import json
@@ -37,7 +36,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from helpers.batching import Batch
-from helpers.device import PRECISIONS, autocast
+from helpers.device import PRECISIONS, autocast, free_memory
 from helpers.files import atomic_path
 
 CHECKPOINT = "checkpoint.pt"
@@ -97,13 +96,6 @@ def split_batch(batch: Batch, parts: int) -> list[Batch]:
 def step_seed(seed: int, step: int) -> int:
     """Return the seed of one step: a resumed run draws the same masks and dropout as an unbroken one."""
     return seed * 1_000_003 + step
-
-
-def free_memory() -> None:
-    """Return the memory of freed tensors to the GPU (call it after the failed step's graph is gone)."""
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def atomic_save(obj: object, path: Path) -> None:

@@ -815,7 +815,7 @@ del hf_trainer
 #   activations are recomputed in the backward pass instead of kept, for about a third more compute.
 #
 # Two more need no measuring: free what you no longer need (`del model`, then
-# `helpers.training.free_memory()`, which also empties PyTorch's CUDA cache), and shorten the
+# `helpers.device.free_memory()`, which also empties PyTorch's CUDA cache), and shorten the
 # sequences (`max_length`), since the activations grow with the tokens and attention's with their
 # square.
 
