@@ -350,12 +350,12 @@ def check_splits(splits: DatasetDict, source: str) -> DatasetDict:
             normalize_labels(frame.assign(label=0), where)
             checked[name] = split
             continue
+        stored = frame.get("label")
         feature = split.features.get("label")
-        if isinstance(feature, ClassLabel) and "label" in frame:  # ids mean the feature's names: read the names
+        if isinstance(feature, ClassLabel):  # ids mean the feature's names: read the names
             frame = frame.assign(label=[feature.int2str(i) if 0 <= i < feature.num_classes else i
-                                        for i in frame["label"].tolist()])
+                                        for i in stored.tolist()])
         labels = normalize_labels(frame, where)["label"]
-        stored = split.select_columns(["label"]).to_pandas()["label"]
         if pd.api.types.is_integer_dtype(stored) and (stored.to_numpy() == labels.to_numpy()).all():
             checked[name] = split
         else:  # words such as neg/pos: the 0/1 the notebooks expect
@@ -413,7 +413,7 @@ def _local_files(folder: Path):
 
     Given a folder whose README names its splits (as stanfordnlp/imdb's does), `load_dataset` keys
     its cache on the folder's name and the README alone: a second folder of the same name, or the
-    same folder with other files, is served the first one's reviews (datasets 4.x, measured). Passed
+    same folder with other files, is served the first one's reviews (measured with datasets 4.0 and 5.2). Passed
     back explicitly, the resolved files key the cache by path and modification time.
     """
     from datasets import load_dataset_builder

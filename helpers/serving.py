@@ -55,7 +55,7 @@ def load_classifier(folder: str | Path) -> tuple[BertForReviewClassification, ob
         raise ValueError(f"The classifier in {folder} reads {positions} positions: too few "
                          "for [CLS], one token and [SEP]; give a folder notebook 04 saved.")
     try:
-        model, info = BertForReviewClassification.from_pretrained(folder, output_loading_info=True)
+        model, info = BertForReviewClassification.from_pretrained(folder, config=config, output_loading_info=True)
         tokenizer = AutoTokenizer.from_pretrained(folder)
     except Exception as error:  # a truncated weights file, a missing tokenizer: many types
         raise ValueError(f"The classifier in {folder} cannot be loaded ({type(error).__name__}): {again}.") from None

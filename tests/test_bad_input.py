@@ -528,6 +528,18 @@ def test_the_cli_prints_each_batch_before_reading_the_next(classifier_folder, ca
     assert len(capsys.readouterr().out.splitlines()) == 600
 
 
+def test_reviews_typed_at_a_terminal_are_answered_one_at_a_time(classifier_folder, capsys, monkeypatch):
+    import helpers.serving as serving
+
+    stdin = CountingInput("great\nawful\nfine\n")
+    stdin.isatty = lambda: True
+    seen = []
+    original = serving.classify_reviews
+    monkeypatch.setattr(serving, "classify_reviews", lambda *a, **k: seen.append(stdin.lines_read) or original(*a, **k))
+    assert main(["--model", str(classifier_folder), "--max-length", "32"], stdin=stdin) == 0
+    assert seen == [1, 2, 3], "each line is answered before the next is read"
+
+
 def test_the_reviews_before_a_bad_one_are_answered_and_the_bad_one_named(classifier_folder, capsys):
     lines = [f"Review {i}, fine." for i in range(300)]
     lines[269] = "x" * 100_001

@@ -4,7 +4,14 @@ import pytest
 from conftest import run_offline
 from datasets import Dataset, DatasetDict
 
-from helpers.data import balanced_sample, clean_review, load_reviews, read_local_reviews, stratified_split
+from helpers.data import (
+    balanced_sample,
+    clean_review,
+    load_reviews,
+    read_local_reviews,
+    shared_reviews,
+    stratified_split,
+)
 from helpers.profile import IMDB_HUB_ID, IMDB_HUB_REVISION, get_profile
 
 
@@ -72,6 +79,7 @@ def test_the_gpu_profile_reads_every_official_review(imdb_folder, clean_env):
     data = load_reviews(get_profile("gpu"), clean=False)
     assert {name: split.num_rows for name, split in data.items()} == {"train": 25_000, "test": 25_000,
                                                                         "unsupervised": 50_000}
+    assert shared_reviews(data) == 123, "the README's count of test reviews that are also training reviews"
 
 
 def test_a_missing_dataset_folder_says_which_variable_to_fix(clean_env, tmp_path):
