@@ -51,7 +51,7 @@ class Profile:
     learning_rate: float  # peak classifier learning rate (after warm-up)
     dropout: float  # the classifier's hidden dropout (BERT's default 0.1)
     attention_dropout: float  # dropout on attention weights; on a CPU it forces SDPA's slow path
-    attention_kernel: str  # "sdpa" (fused) or "eager" (written out): whichever trains faster at max_length
+    attention_kernel: str  # "sdpa" (fused) or "eager" (written out): whichever trains faster (see fastest_attention)
     freeze_word_embeddings: bool  # keep the 30,522 x d_model token embeddings fixed while fine-tuning
     mlm_block_size: int  # tokens per masked-language-model training block (notebook 03)
     mlm_batch_size: int  # blocks per MLM optimizer step
@@ -131,7 +131,7 @@ PROFILES: dict[str, Profile] = {
         learning_rate=1e-4,
         dropout=0.0,  # its masks cost a sixth of a step (notebook 04, section 4); the recipe table ran without it
         attention_dropout=0.0,  # with it, fused attention on a CPU draws a mask over the whole score matrix
-        attention_kernel="eager",  # on 2 cores at 256 tokens the written-out attention beats SDPA's CPU kernel
+        attention_kernel="eager",  # with bf16 autocast at 256 tokens; fp32 runs SDPA (fastest_attention)
         freeze_word_embeddings=True,  # no dense 11.7 M-parameter gradient or AdamW state (time saved: within noise)
         mlm_block_size=128,
         mlm_batch_size=32,
@@ -155,7 +155,9 @@ def get_profile(name: str | None = None) -> Profile:
     if key not in PROFILES:
         valid = ", ".join(sorted(PROFILES))
         raise ValueError(f"Unknown profile {name!r}: choose one of {valid} (set {PROFILE_ENV}).")
-    profile = dataclasses.replace(PROFILES[key], precision=resolve_precision(forced_precision(PROFILES[key])))
+    precision = resolve_precision(forced_precision(PROFILES[key]))
+    profile = dataclasses.replace(PROFILES[key], precision=precision,
+                                  attention_kernel=fastest_attention(PROFILES[key], precision))
     dataset = os.environ.get(DATASET_ENV)
     if dataset:  # a copy is not the pinned revision: no revision
         profile = dataclasses.replace(profile, dataset_id=os.path.expanduser(dataset), dataset_revision=None)
@@ -175,6 +177,16 @@ def forced_precision(profile: Profile) -> str:
         raise ValueError(f"{PRECISION_ENV}={forced!r}: only fp32 can be forced (leave it unset for the profile's "
                          f"{profile.precision}, which falls back to what this machine runs).")
     return "fp32"
+
+
+def fastest_attention(profile: Profile, precision: str) -> str:
+    """Return the attention kernel that trains faster at the profile's length in the precision this machine runs.
+
+    On a 2-core CPU at 256 tokens the written-out attention beat SDPA's CPU kernel under bf16 autocast
+    (benchmarks/results/recipe.md), but in fp32 SDPA is the faster one: 2.0 s against 2.9 s per training
+    step of 16 reviews, and 1.7x faster scoring (AMD EPYC without AVX-512, December 2026).
+    """
+    return "sdpa" if precision == "fp32" else profile.attention_kernel
 
 
 def scaled(profile: Profile, factor: str | float | None) -> Profile:

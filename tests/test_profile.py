@@ -69,6 +69,20 @@ def test_gpu_profile_pins_hub_revisions():
     assert "model_revision" in describe(gpu)
 
 
+def test_the_cpu_profile_trains_with_the_attention_kernel_that_is_faster_in_its_precision(clean_env, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    monkeypatch.setattr("helpers.device.cpu_has_bf16", lambda: True)
+    clean_env.delenv("TUTORIAL_PRECISION", raising=False)
+    assert get_profile("cpu").attention_kernel == "eager", "written out: faster at 256 tokens under bf16 autocast"
+    clean_env.setenv("TUTORIAL_PRECISION", "fp32")
+    assert get_profile("cpu").attention_kernel == "sdpa", "fused: faster in fp32"
+    monkeypatch.setattr("helpers.device.cpu_has_bf16", lambda: False)
+    clean_env.delenv("TUTORIAL_PRECISION")
+    assert get_profile("cpu").attention_kernel == "sdpa", "a CPU without bf16 runs fp32"
+    assert get_profile("gpu").attention_kernel == "sdpa"
+
+
 def test_fp32_can_be_forced_and_nothing_else(clean_env, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)

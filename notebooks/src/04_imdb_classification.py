@@ -52,6 +52,7 @@ from helpers.classification import (
     held_out_scores,
     new_classifier,
     predict_probabilities,
+    steps_per_epoch,
 )
 from helpers.data import LABEL_NAMES, load_reviews, validation_split
 from helpers.device import autocast
@@ -66,6 +67,7 @@ from helpers.models import adapted_encoder_dir, classifier_dir, load_pretrained,
 from helpers.plotting import LiveCurve, show_heatmaps, show_token_colours
 from helpers.profile import models_dir, work_dir
 from helpers.session import print_summary, start_notebook
+from helpers.stats import predicted_labels
 from helpers.training import TrainConfig, Trainer, data_fingerprint, warmup_then_decay
 
 session = start_notebook(uses=("model_id", "dataset_id", "test_fraction", "validation_fraction", "max_length",
@@ -294,19 +296,21 @@ else:
 #    is dense and AdamW updates all of it every step, for the few hundred rows a batch uses.
 # 5. **256 tokens instead of 512**: fewer tokens per review, and attention's cost grows with the
 #    square of the length.
-# 6. **Attention written out ("eager") instead of SDPA**: at 256 tokens and a head size of 32,
-#    PyTorch's CPU flash-attention kernel is slower than two plain matrix products (its backward
-#    recomputes the attention in blocks); at 512 tokens it is the other way round, so this lever
-#    only pays with lever 5.
+# 6. **Attention written out ("eager") instead of SDPA**, under bf16 autocast only: at 256 tokens
+#    and a head size of 32, PyTorch's CPU flash-attention kernel in bf16 was slower than two plain
+#    matrix products (its backward recomputes the attention in blocks); at 512 tokens, and in fp32
+#    at either length, it is the other way round.
 #
 # The next cell adds them one at a time and times one step of each setup in turns (median of
 # three, after a warm-up); each line says what its lever bought. Expect levers 1, 2 and 5 to show
 # on any CPU. Lever 6 depends on the CPU: with bf16 autocast on a CPU that has bf16 (where the
-# profile's recipe was chosen) the written-out attention was faster at 256 tokens; in fp32 on a CPU
-# without bf16, as in the committed run, it is slower than SDPA (the line says by how much), so
-# there the profile's choice costs time. Levers 3 and 4 are small on this model (a few per cent
-# either way in our runs: 1.04x and 1.02x in the committed run, 0.95x for the frozen embeddings in
-# another, which three timings cannot tell from noise). We keep the fused
+# profile's recipe was chosen) the written-out attention was faster at 256 tokens; in fp32, on a
+# CPU without bf16 as in the committed run, it is slower than SDPA (its line says by how much:
+# below 1x). So the profile takes the kernel by precision (`helpers.profile.fastest_attention`):
+# eager with bf16, SDPA in fp32, and the last line measures the recipe it chose. Levers 3 and 4
+# are small on this model (a few per cent either way in our runs: 1.04x and 1.02x in an earlier
+# fp32 run, 0.95x for the frozen embeddings in another, which three timings cannot tell from
+# noise). We keep the fused
 # AdamW because it is the same update, and the frozen embeddings because they spare AdamW's two
 # moments for 11.7 M weights; whether freezing them costs accuracy was not measured on its own.
 # All steps train on the same 16 reviews, taken at the 70th percentile of length, long enough
@@ -328,19 +332,19 @@ if cpu_levers:
         "+ fused AdamW": training_step(quiet, batch_512, fused=True),
         "+ frozen token embeddings": training_step(quiet, batch_512, fused=True, freeze_embeddings=True),
     }
-    if max_length < 512:
-        setups[f"+ {max_length} tokens"] = training_step(quiet, batch_recipe, fused=True, freeze_embeddings=True)
-    if profile.attention_kernel == "eager":
-        setups["+ eager attention"] = training_step({**quiet, "attn_implementation": "eager"}, batch_recipe,
-                                                    fused=True, freeze_embeddings=True)
+    setups[f"+ {max_length} tokens"] = training_step(quiet, batch_recipe, fused=True, freeze_embeddings=True)
+    setups["+ eager attention"] = training_step({**quiet, "attn_implementation": "eager"}, batch_recipe,
+                                                fused=True, freeze_embeddings=True)
     step_seconds = alternating_medians(setups, repeats=3)
     previous = None
     for name, seconds in step_seconds.items():
         bought = f"{previous / seconds:.2f}x" if previous else ""
         print(f"{name:<28} {seconds:5.2f} s per step {bought:>7}")
         previous = seconds
-    lever_speedup = step_seconds["stock, 512 tokens"] / seconds  # the last line: the profile's recipe
-    print(f"all levers together: {lever_speedup:.1f}x faster per step")
+    recipe = "+ eager attention" if profile.attention_kernel == "eager" else f"+ {max_length} tokens"
+    lever_speedup = step_seconds["stock, 512 tokens"] / step_seconds[recipe]
+    print(f"the profile's recipe ({profile.precision}, {profile.attention_kernel} attention): "
+          f"{lever_speedup:.1f}x faster per step than the stock setup")
     session.expect(lever_speedup > 1.5, "the levers make a training step at least 1.5x faster")
     del setups
 else:
@@ -452,7 +456,7 @@ del by_hand, with_helper
 # four times per run. Re-running this cell after an interruption resumes from the last checkpoint.
 
 # %%
-steps = profile.epochs * math.ceil(len(encoded_train) / profile.batch_size)
+steps = profile.epochs * steps_per_epoch(len(encoded_train), profile.batch_size)
 non_embedding = sum(p.numel() for n, p in model.named_parameters() if "embeddings" not in n)
 flops_per_token = training_flops_per_token(non_embedding, model.config.num_hidden_layers,
                                            model.config.hidden_size, float(np.mean(lengths)))
@@ -511,7 +515,7 @@ scores = {}
 
 def evaluate(model, name):
     probabilities = predict_probabilities(model, encoded_test, tokenizer.pad_token_id, precision=profile.precision)
-    predictions = (probabilities > 0.5).astype(int)
+    predictions = predicted_labels(probabilities)  # helpers.stats: positive from P = 0.5 up
     scores[name] = {"accuracy": accuracy_score(test_labels, predictions), "f1": f1_score(test_labels, predictions),
                     "probabilities": probabilities, "predictions": predictions}
     accuracy = scores[name]["accuracy"]

@@ -47,7 +47,14 @@ from helpers.calibration import (
     scaled_probability,
 )
 from helpers.checklist import Check, failure_rates, failures, fill, with_typos
-from helpers.classification import encode, fine_tune, predict_logits, predict_probabilities, train_short_classifier
+from helpers.classification import (
+    encode,
+    fine_tune,
+    predict_logits,
+    predict_probabilities,
+    steps_per_epoch,
+    train_short_classifier,
+)
 from helpers.data import balanced_sample, load_reviews, validation_split
 from helpers.distillation import distillation_loss, student_from_teacher
 from helpers.explain import attention_received, deletion_drops, integrated_gradients, logit_margin, ranking
@@ -55,6 +62,7 @@ from helpers.models import classifier_dir, save_atomically
 from helpers.plotting import show_token_colours
 from helpers.serving import load_classifier, median_latency_ms, quantize_int8, weights_megabytes
 from helpers.session import print_summary, start_notebook
+from helpers.stats import predicted_labels
 
 session = start_notebook(uses=("model_id", "validation_fraction", "max_length", "batch_size", "precision", "seed",
                                "learning_rate", "attention_kernel", "freeze_word_embeddings"))
@@ -77,7 +85,7 @@ folder = classifier_dir(profile)
 if not (folder / "model.safetensors").is_file():  # e.g. a new Colab machine without Google Drive
     print(f"No classifier from notebook 04 in {folder}: training one here with the profile's recipe "
           f"({len(fit_split):,} reviews). Run notebook 04 first to see how it is made.")
-    epoch_steps = math.ceil(len(fit_split) / profile.batch_size)
+    epoch_steps = steps_per_epoch(len(fit_split), profile.batch_size)
     trained, trained_tokenizer = train_short_classifier(profile, fit_split, max_length=profile.max_length,
                                                         steps=profile.epochs * epoch_steps)
     save_atomically(trained, trained_tokenizer, folder)
@@ -92,7 +100,7 @@ encoded_test = encode(tokenizer, test_texts, max_length)
 test_logits = predict_logits(model, encoded_test, pad_id, precision=profile.precision)
 test_margins = test_logits[:, 1] - test_logits[:, 0]
 test_probability = scaled_probability(test_margins, 1.0)
-accuracy = float(np.mean((test_probability >= 0.5) == test_labels))
+accuracy = float(np.mean(predicted_labels(test_probability) == test_labels))
 print(f"{model.config.num_hidden_layers} layers, {model.num_parameters() / 1e6:.1f} M parameters, {max_length} tokens")
 print(f"test accuracy {accuracy:.1%} on {len(test_labels):,} held-out reviews")
 session.expect(accuracy > 0.8, "notebook 04's classifier scores above 80 % on held-out reviews")
@@ -500,11 +508,11 @@ taught = balanced_sample(fit_split, 2_400 if profile.name == "cpu" else 10_000, 
 encoded_taught = encode(tokenizer, list(taught["text"]), max_length)
 start = time.perf_counter()
 student, student_history = fine_tune(student, encoded_taught, taught["label"], pad_id, profile,
-                                     steps=math.ceil(len(encoded_taught) / profile.batch_size),
+                                     steps=steps_per_epoch(len(encoded_taught), profile.batch_size),
                                      loss=distillation_loss(model, temperature=2.0, soft_weight=0.5))
 student_seconds = time.perf_counter() - start
 student_probability = predict_probabilities(student, encoded_test, pad_id, precision=profile.precision)
-student_accuracy = float(np.mean((student_probability >= 0.5) == test_labels))
+student_accuracy = float(np.mean(predicted_labels(student_probability) == test_labels))
 print(f"student trained on {len(encoded_taught):,} reviews in {student_seconds:.0f} s; "
       f"test accuracy {student_accuracy:.1%} (teacher {accuracy:.1%}) on {len(test_labels):,} reviews")
 session.expect(student_accuracy > 0.75, "the distilled student scores above 75 %")
