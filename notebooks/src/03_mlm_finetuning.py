@@ -13,7 +13,7 @@
 # re-run the training cell and it resumes where it stopped.
 #
 # **What you need.** Reading: about 45 minutes. Running: a CPU is enough at the `cpu` profile:
-# 7.6 minutes on the 2-core CPU without bf16 that built the committed run (fp32), 6 of them
+# 9.3 minutes on the 2-core CPU without bf16 that built the committed run (fp32), 8 of them
 # training, and about 4 minutes on a 2-core CPU with bf16 (the head-only phase of section 7 is
 # the cheaper one: no gradient flows back through the encoder); the kernel's resident memory
 # peaked at 3.7 GB (sampled every second).

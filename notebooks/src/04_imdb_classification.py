@@ -14,7 +14,7 @@
 #
 # **What you need.** Reading: about 50 minutes. Running at the `cpu` profile (3,600 training and
 # 400 validation reviews drawn from IMDB's official training split, 5,000 of its official test
-# reviews, 256 tokens per review): 32 minutes on the 2-core CPU without bf16 that built the
+# reviews, 256 tokens per review): 31 minutes on the 2-core CPU without bf16 that built the
 # committed run (fp32), most of it two trainings of about 8 minutes, scoring 5,000 test reviews
 # with each, and a few minutes of speed measurements. A 2-core CPU with bf16 trained the same
 # recipe in about 140 s, three times faster (bf16 steps, and the attention kernel the recipe was

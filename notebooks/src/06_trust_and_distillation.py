@@ -16,7 +16,7 @@
 # **What you need.** Reading: about 40 minutes. Notebook 04's classifier in the models folder (on
 # Colab: on Google Drive, see the optional cell below); without it this notebook first trains one
 # the same way (about 8 minutes at the `cpu` profile in fp32, 2.5 with bf16) and says so. Running
-# at the `cpu` profile: 11 minutes on the 2-core CPU without bf16 that built the committed run
+# at the `cpu` profile: 12 minutes on the 2-core CPU without bf16 that built the committed run
 # (fp32; about 5.5 on one with bf16), most of it the student's training and the integrated
 # gradients of 100 reviews; the kernel's resident memory peaked at 3.8 GB (sampled every second). At the `gpu`
 # profile the explanations and the student run on the GPU, the latency table on the CPU (where
