@@ -64,10 +64,10 @@ class Session:
         return thing.to(self.device) if isinstance(thing, torch.nn.Module | torch.Tensor) else thing
 
     def expect(self, condition: bool, claim: str) -> None:
-        """Assert a claim about what a pretrained or trained model does; a smoke run only reports it."""
+        """Assert a claim about what a trained model does or how fast it runs; a smoke run only reports it."""
         if self.smoke:
             outcome = "holds" if condition else "does not hold"
-            print(f"smoke run, not asserted: {claim} ({outcome} here; a tiny random model trained a few steps)")
+            print(f"smoke run, not asserted: {claim} ({outcome} here; a tiny random model, a few steps)")
             return
         assert condition, claim
 
@@ -145,7 +145,9 @@ def data_source(profile: Profile) -> str:
     sizes = [f"{'all' if n is None else f'{n:,}'} {name}" for name, n in
              (("train", profile.train_reviews), ("test", profile.test_reviews),
               ("unlabelled", profile.unsupervised_reviews))]
-    return f"{where}: {', '.join(sizes)} reviews (stratified subsets of the official splits, seed {profile.seed})"
+    subsets = any(n is not None for n in (profile.train_reviews, profile.test_reviews, profile.unsupervised_reviews))
+    chosen = f" (stratified subsets of the official splits, seed {profile.seed})" if subsets else " (the official splits)"
+    return f"{where}: {', '.join(sizes)} reviews{chosen}"
 
 
 def start_notebook(profile: str | None = None, seed: int | None = None, verbose: bool = True,

@@ -13,7 +13,8 @@ import torch
 from helpers.device import misplaced, pick_device
 from helpers.models import adapted_encoder_dir, classifier_dir
 from helpers.profile import PROFILES, get_profile, work_dir
-from helpers.session import Session, in_colab, library_versions, print_summary, start_notebook, use_google_drive
+from helpers.session import (Session, data_source, in_colab, library_versions, print_summary, start_notebook,
+                             use_google_drive)
 
 
 def test_start_notebook_prints_versions_and_profile_and_seeds(clean_env, capsys):
@@ -91,3 +92,10 @@ def test_place_and_misplaced_agree_on_where_models_and_tensors_are():
     placed = session.place({"input_ids": torch.zeros(2, 3, dtype=torch.long), "note": "kept"})
     assert placed["note"] == "kept" and misplaced(placed, "cpu") == []
     assert misplaced({"model": session.place(torch.nn.Linear(2, 2))}, "cpu") == []
+
+
+def test_the_data_line_says_subsets_only_where_the_profile_takes_them(clean_env, monkeypatch, tmp_path):
+    monkeypatch.setenv("TUTORIAL_DATASET", str(tmp_path))  # a local copy: no Hub needed to describe it
+    assert data_source(get_profile("cpu")).endswith("reviews (stratified subsets of the official splits, seed 0)")
+    gpu = data_source(get_profile("gpu"))
+    assert "all train, all test, all unlabelled reviews (the official splits)" in gpu and "subsets" not in gpu

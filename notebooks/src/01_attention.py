@@ -513,7 +513,7 @@ for seq_len in (8, 32, 128, 512):
 x = torch.randn(8, 512, 64, device=device)
 with torch.no_grad():
     lstm_s, attention_s = median_seconds(lambda: lstm(x)), median_seconds(lambda: self_attention(x))
-print(f"8 sequences of 512 tokens on {device.type}: LSTM {lstm_s * 1e3:.0f} ms, attention {attention_s * 1e3:.0f} ms")
+print(f"8 sequences of 512 tokens on {device.type}: LSTM {lstm_s * 1e3:.2f} ms, attention {attention_s * 1e3:.2f} ms")
 assert reach[512][1] > 1000 * reach[512][0], "the first token's gradient survives attention, not the LSTM"
 
 # %% [markdown]

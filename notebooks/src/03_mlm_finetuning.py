@@ -306,7 +306,7 @@ print(pd.DataFrame({"prompt": prompts, "top 5 before": [" ".join(g) for g in gue
 # %%
 # NBVAL_IGNORE_OUTPUT
 timing_blocks = train_blocks[:profile.mlm_batch_size // 2]  # half a batch: the full logits are large
-batch = {k: v.to(device) for k, v in collator([{"input_ids": b} for b in timing_blocks]).items()}
+batch = session.place(collator([{"input_ids": b} for b in timing_blocks]))
 model.train()
 torch.manual_seed(0)
 full = full_vocabulary_loss(model, batch)
@@ -332,7 +332,8 @@ print(f"loss: full vocabulary {full.item():.4f}, masked only {masked_only.item()
 for name, seconds in median.items():
     print(f"{name:<16} {seconds * 1000:7.0f} ms per forward + backward (median of 5)")
 print(f"masked-only speed-up: {masked_only_step_speedup:.2f}x")
-assert masked_only_step_speedup > 1.0
+# a smoke run's tiny model computes so little that a GPU step is bound by kernel launches: reported there
+session.expect(masked_only_step_speedup > 1.0, "projecting only the masked positions makes a step faster")
 
 # %% [markdown]
 # ## 6. The training loop, written out

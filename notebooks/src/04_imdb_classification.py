@@ -208,7 +208,7 @@ if (encoder_dir / "model.safetensors").exists():
     print(f"adapted encoder found: {shown}")
 else:
     print(f"No adapted encoder in {shown}: run notebook 03 first to compare it. Using the base model only.")
-model = new_classifier(profile)
+model = session.place(new_classifier(profile))  # on the GPU, if there is one: the Trainer will move it there
 trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters ({trainable / 1e6:.1f} M trained), "
       "pooling: mean over tokens")
@@ -220,7 +220,7 @@ print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters ({tr
 
 # %%
 short, long = min(range(len(lengths)), key=lengths.__getitem__), max(range(len(lengths)), key=lengths.__getitem__)
-pair = pad_batch([encoded_train[short], encoded_train[long]], tokenizer.pad_token_id)
+pair = session.place(pad_batch([encoded_train[short], encoded_train[long]], tokenizer.pad_token_id))
 model.eval()  # dropout off, so that both computations are deterministic
 with torch.no_grad():
     hidden = model.bert(input_ids=pair["input_ids"], attention_mask=pair["attention_mask"]).last_hidden_state
