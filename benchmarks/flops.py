@@ -24,7 +24,8 @@ SIZES = {"full": {"reviews": None, "steps": 8, "max_length": 512},
 BERT_BASE = {"layers": 12, "d_model": 768, "d_ff": 3072}
 # Sustained training throughput assumed per card, TFLOP/s. T4: the middle of published BERT-base
 # fine-tuning measurements (9-15 in fp16), far below 40 % of its 65 peak. A100, H100: 40 % of the
-# bf16 peak, an assumption until a run on such a card measures it.
+# bf16 peak, an assumption until a run on such a card measures it. An H200 (an H100's compute) measured
+# 195 TFLOP/s, 20 % of peak, on full 32 x 512 bf16 steps (benchmarks/gpu_step.py, results/gpu_step.md).
 T4_PUBLISHED_TFLOPS = (9.0, 15.0)
 ASSUMED_TFLOPS = {"T4": 12.0, "A100": 0.4 * PEAK_TFLOPS["A100"], "H100": 0.4 * PEAK_TFLOPS["H100"]}
 

@@ -7,7 +7,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import torch
 
+from benchmarks import gpu_step
 from benchmarks.common import Goal
 from benchmarks.run import BENCHMARKS, main
 
@@ -104,3 +106,9 @@ def test_notebook_04_and_the_readme_cite_the_committed_seeds_table():
     for text in cited:
         assert text in source and text in readme, text
     assert f"C = {results['tfidf_c']:g}" in source
+
+
+def test_the_gpu_step_benchmark_stops_with_one_sentence_without_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit, match="needs a CUDA GPU"):
+        gpu_step.main()
