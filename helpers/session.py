@@ -145,9 +145,10 @@ def data_source(profile: Profile) -> str:
     sizes = [f"{'all' if n is None else f'{n:,}'} {name}" for name, n in
              (("train", profile.train_reviews), ("test", profile.test_reviews),
               ("unlabelled", profile.unsupervised_reviews))]
-    subsets = any(n is not None for n in (profile.train_reviews, profile.test_reviews, profile.unsupervised_reviews))
-    chosen = f" (stratified subsets of the official splits, seed {profile.seed})" if subsets else " (the official splits)"
-    return f"{where}: {', '.join(sizes)} reviews{chosen}"
+    counts = (profile.train_reviews, profile.test_reviews, profile.unsupervised_reviews)
+    if all(n is None for n in counts):
+        return f"{where}: {', '.join(sizes)} reviews (the official splits)"
+    return f"{where}: {', '.join(sizes)} reviews (stratified subsets of the official splits, seed {profile.seed})"
 
 
 def start_notebook(profile: str | None = None, seed: int | None = None, verbose: bool = True,

@@ -13,8 +13,15 @@ import torch
 from helpers.device import misplaced, pick_device
 from helpers.models import adapted_encoder_dir, classifier_dir
 from helpers.profile import PROFILES, get_profile, work_dir
-from helpers.session import (Session, data_source, in_colab, library_versions, print_summary, start_notebook,
-                             use_google_drive)
+from helpers.session import (
+    Session,
+    data_source,
+    in_colab,
+    library_versions,
+    print_summary,
+    start_notebook,
+    use_google_drive,
+)
 
 
 def test_start_notebook_prints_versions_and_profile_and_seeds(clean_env, capsys):

@@ -13,10 +13,10 @@
 # re-run the training cell and it resumes where it stopped.
 #
 # **What you need.** Reading: about 45 minutes. Running: a CPU is enough at the `cpu` profile:
-# 9.3 minutes on the 2-core CPU without bf16 that built the committed run (fp32), 8 of them
-# training, and about 4 minutes on a 2-core CPU with bf16 (the head-only phase of section 7 is
-# the cheaper one: no gradient flows back through the encoder); the kernel's resident memory
-# peaked at 3.7 GB (sampled every second).
+# 7 minutes on the 2-core AMD EPYC with bf16 (AVX-512 BF16) that built the committed run, 5.3 of
+# them training, and 9.3 minutes on a 2-core CPU without bf16 (fp32, 8 of training; the head-only
+# phase of section 7 is the cheaper one: no gradient flows back through the encoder); the kernel's
+# resident memory peaked at 3.7 GB (sampled every second, in an earlier build).
 # The `gpu` profile trains `bert-base-uncased` for 1,000 steps of 64 blocks of 256 tokens
 # (16 M tokens) on IMDB's train and unlabelled reviews; its time is printed by the training cell
 # on the card at hand (not measured by us yet: no GPU was available when this was written).

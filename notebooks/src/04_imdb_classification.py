@@ -14,11 +14,11 @@
 #
 # **What you need.** Reading: about 50 minutes. Running at the `cpu` profile (3,600 training and
 # 400 validation reviews drawn from IMDB's official training split, 5,000 of its official test
-# reviews, 256 tokens per review): 31 minutes on the 2-core CPU without bf16 that built the
-# committed run (fp32), most of it two trainings of about 8 minutes, scoring 5,000 test reviews
-# with each, and a few minutes of speed measurements. A 2-core CPU with bf16 trained the same
-# recipe in about 140 s, three times faster (bf16 steps, and the attention kernel the recipe was
-# chosen for there; section 4). The kernel's resident memory peaked at 5.3 GB (sampled every second).
+# reviews, 256 tokens per review): 20 minutes on the 2-core AMD EPYC with bf16 (AVX-512 BF16) that
+# built the committed run, most of it two trainings of about 4 minutes, scoring 5,000 test reviews
+# with each, and a few minutes of speed measurements. A 2-core CPU without bf16 took 31 minutes
+# (fp32: trainings of about 8 minutes; section 4 says why bf16 steps are faster). The kernel's
+# resident memory peaked at 5.3 GB (sampled every second, in an earlier build).
 # At the `gpu` profile (`bert-base-uncased`, 22,500 training and 2,500 validation reviews of IMDB's
 # 25,000, 512 tokens, 2 epochs), the targets are at least 93.5 % test accuracy in at most 20
 # minutes of training on a Colab T4 and 5 minutes on an A100. **These GPU figures are targets, not
@@ -278,10 +278,10 @@ else:
     print("gpu profile: skipped (section 5 prints the share of the card's peak FLOP/s instead)")
 
 # %% [markdown]
-# Read the table from the top. In the committed run (a 2-core CPU without bf16, so in fp32) the
-# stock step spent about a fifth of its time in `bernoulli_` (drawing dropout masks, the largest
-# over the whole T x T score matrix of every head; about 30 % on a 2-core CPU with bf16, where the
-# matrix products are faster), about another 30 % in `bmm`, `mul` and `_softmax` (attention
+# Read the table from the top. In the committed run (a 2-core CPU with bf16) the stock step spent
+# about a fifth of its time in `bernoulli_` (drawing dropout masks, the largest over the whole
+# T x T score matrix of every head; a fifth to 30 % on the 2-core CPUs we ran it on), about
+# another 30 % in `bmm`, `mul` and `_softmax` (attention
 # computed the slow way, because attention dropout keeps SDPA off its fused path), and the rest
 # mostly in `mm`/`addmm` (the linear layers: the work we cannot avoid). AdamW's update, one weight tensor
 # at a time, half of the weights in the 11.7 M-parameter token-embedding matrix, comes further down.
@@ -304,9 +304,9 @@ else:
 # The next cell adds them one at a time and times one step of each setup in turns (median of
 # three, after a warm-up); each line says what its lever bought. Expect levers 1, 2 and 5 to show
 # on any CPU. Lever 6 depends on the CPU: with bf16 autocast on a CPU that has bf16 (where the
-# profile's recipe was chosen) the written-out attention was faster at 256 tokens; in fp32, on a
-# CPU without bf16 as in the committed run, it is slower than SDPA (its line says by how much:
-# below 1x). So the profile takes the kernel by precision (`helpers.profile.fastest_attention`):
+# profile's recipe was chosen, and in the committed run) the written-out attention was faster at
+# 256 tokens; in fp32, on a CPU without bf16, it was slower than SDPA (0.73x of its speed in an
+# earlier build). So the profile takes the kernel by precision (`helpers.profile.fastest_attention`):
 # eager with bf16, SDPA in fp32, and the last line measures the recipe it chose. Levers 3 and 4
 # are small on this model (a few per cent either way in our runs: 1.04x and 1.02x in an earlier
 # fp32 run, 0.95x for the frozen embeddings in another, which three timings cannot tell from
@@ -315,10 +315,10 @@ else:
 # moments for 11.7 M weights; whether freezing them costs accuracy was not measured on its own.
 # All steps train on the same 16 reviews, taken at the 70th percentile of length, long enough
 # that cutting them to fewer tokens matters (for the shorter half of the reviews, lever 5 changes
-# nothing). The whole effect on a real run is the training time of section 5: about 140 s on a
-# 2-core CPU with bf16, against 906 s there for the earlier recipe (512 tokens, 2 epochs, SDPA;
-# its attention dropout was already off, none of the other levers was pulled); the committed
-# run, in fp32, prints its own.
+# nothing). The whole effect on a real run is the training time of section 5: about 140 s on an
+# earlier 2-core Intel CPU with bf16, against 906 s there for the earlier recipe (512 tokens, 2
+# epochs, SDPA; its attention dropout was already off, none of the other levers was pulled); the
+# committed run prints its own.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -702,9 +702,9 @@ for name, score in scores.items():
 # point, a different seed may reverse it. Where the published margin lives is the `gpu` profile's
 # recipe: BERT-base at 512 tokens scores 93.5-94.6 % on the full IMDB test set against 89-90 % for
 # TF-IDF. A 22.6 M-parameter sentence encoder reading 256 tokens of 3,600 reviews for one short
-# epoch (about 8 minutes in fp32, 2.5 with bf16) is not that; the earlier 15-minute recipe (512
-# tokens, 2 epochs) scored 88.6-89.1 % on the sample in single runs, level with that sample's
-# baseline (88.8 %) rather than ahead of it.
+# epoch (4 minutes in the committed run with bf16, about 8 in fp32) is not that; the earlier
+# 15-minute recipe (512 tokens, 2 epochs) scored 88.6-89.1 % on the sample in single runs, level
+# with that sample's baseline (88.8 %) rather than ahead of it.
 
 # %% [markdown]
 # The learning curves of both runs, side by side: training loss, validation loss and validation
