@@ -14,8 +14,8 @@
 #
 # **What you need.** Reading: about 35 minutes. Running: nothing but a CPU. Measured on 2 CPU cores
 # (the `cpu` profile): about 20 seconds and 1.4 GB of memory at the peak (the kernel process,
-# measured with `getrusage`). On a GPU (`gpu` profile, bert-base-uncased) its run time has not been
-# measured yet.
+# measured with `getrusage`). On a Colab T4 (`gpu` profile, bert-base-uncased): about a minute
+# besides the downloads, estimated, not measured (`benchmarks/results/colab_t4.md`).
 #
 # **Profiles.** Every notebook of the series runs at two scales, chosen automatically: `gpu` when
 # CUDA is present (bert-base-uncased from the Hub, full IMDB), `cpu` otherwise (all-MiniLM-L6-v2
@@ -24,7 +24,9 @@
 
 # %% [markdown]
 # First we pick the device, seed every random generator and print the library versions and the
-# profile, so that a result can always be traced back to what produced it.
+# profile, so that a result can always be traced back to what produced it. The outputs stored in
+# this notebook come from a `cpu` run; on a machine with a GPU (Colab's T4, say) your run takes the
+# `gpu` profile, and its numbers will differ.
 
 # %%
 import math

@@ -13,17 +13,19 @@
 # re-run the training cell and it resumes where it stopped.
 #
 # **What you need.** Reading: about 45 minutes. Running: a CPU is enough at the `cpu` profile:
-# 7 minutes on the 2-core AMD EPYC with bf16 (AVX-512 BF16) that built the committed run, 5.3 of
+# 6 minutes on the 2-core AMD EPYC with bf16 (AVX-512 BF16) that built the committed run, 4.9 of
 # them training, and 9.3 minutes on a 2-core CPU without bf16 (fp32, 8 of training; the head-only
 # phase of section 7 is the cheaper one: no gradient flows back through the encoder); the kernel's
 # resident memory peaked at 3.7 GB (sampled every second, in an earlier build).
 # The `gpu` profile trains `bert-base-uncased` for 1,000 steps of 64 blocks of 256 tokens
 # (16 M tokens) on IMDB's train and unlabelled reviews; its time is printed by the training cell
-# on the card at hand (not measured by us yet: no GPU was available when this was written).
+# on the card at hand. Not measured on a T4: by the FLOP count about 13 minutes of training there
+# and 16-17 for the whole notebook (`benchmarks/results/colab_t4.md`).
 
 # %% [markdown]
 # As in every notebook, the first cell picks the device and the profile, and prints the versions and
-# the profile settings this notebook uses.
+# the profile settings this notebook uses. The stored outputs come from a `cpu` run; on a machine with a
+# GPU (Colab's T4, say) your run takes the `gpu` profile, and its numbers will differ.
 
 # %%
 import copy

@@ -13,14 +13,17 @@
 #
 # **What you need.** Reading: about 25 minutes. Notebook 04's classifier in the models folder (on
 # Colab: on Google Drive, see the optional cell below); without it this notebook first trains a
-# short one and says so. At the `cpu` profile: measured on 2 cores, about 3 minutes. Section 2
+# short one and says so. At the `cpu` profile: measured on 2 cores, about 2.5 minutes. Section 2
 # launches two CPU processes on every machine, standing in for two GPUs (it says why); the shell
 # command of section 3 uses every GPU of a machine that has several. Serving runs on the CPU at both
-# profiles (at the `gpu` profile on 500 held-out reviews, as bert-base on a CPU is slow).
+# profiles (at the `gpu` profile on 500 held-out reviews, as bert-base on a CPU is slow): about 15
+# minutes on a Colab T4 machine, nearly all of it bert-base on its CPU (estimated from timings on
+# 2 cores: `benchmarks/results/colab_t4.md`).
 
 # %% [markdown]
 # As in every notebook, the first cell picks the device and the profile, and prints the versions and
-# the profile settings this notebook uses.
+# the profile settings this notebook uses. The stored outputs come from a `cpu` run; on a machine with a
+# GPU (Colab's T4, say) your run takes the `gpu` profile, and its numbers will differ.
 
 # %%
 import subprocess
@@ -249,8 +252,9 @@ plt.show()
 # plain table of tensors that loads without running any code, unlike a pickle), the configuration,
 # and the tokenizer. We load it on the CPU, where such a model is usually served. If notebook 04
 # has not run here (a new Colab machine without Drive), the next cell first trains a short stand-in:
-# 2,000 reviews at 256 tokens, about 5 minutes at `cpu` (125 steps of about 2.5 s, notebook 04's
-# measured step), about a minute on a T4 (0.2 PFLOP at 12 TFLOP/s, plus loading).
+# 2,000 reviews at 256 tokens: 125 steps at `cpu`, about 2 minutes with bf16 and 5 in fp32 (about
+# 1 s and 2.5 s a step, as notebook 04 measured them), about a minute on a T4 (0.2 PFLOP at 12
+# TFLOP/s, plus loading).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -465,7 +469,8 @@ assert not torch.allclose(whole_7, naive, atol=1e-4) and torch.allclose(whole_7,
 feed_forward = {f"bert.encoder.layer.{i}.{part}.dense" for i in range(len(model.bert.encoder.layer))
                 for part in ("intermediate", "output")}
 partly = quantize_int8(model, only=feed_forward)
-said = {"float32": fp32_probability[:200] >= 0.5, "all int8": int8_probability[:200] >= 0.5,  # scored above
+# float32 and all-int8 as scored above (int8 in other batches: its activation scales are per batch)
+said = {"float32": fp32_probability[:200] >= 0.5, "all int8": int8_probability[:200] >= 0.5,
         "feed-forward int8": predict_probabilities(partly, encoded[:200], tokenizer.pad_token_id) >= 0.5}
 for name in ("feed-forward int8", "all int8"):
     print(f"{name:<18}: {(said[name] != said['float32']).sum()} of 200 labels differ from float32")
