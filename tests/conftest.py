@@ -79,7 +79,7 @@ def hub_switches_restored():
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """Remove the tutorial's environment variables so each test sets exactly what it needs."""
     for name in ("TUTORIAL_PROFILE", "TUTORIAL_DATA", "TUTORIAL_MODEL", "TUTORIAL_DATASET", "TUTORIAL_SCALE",
-                 "TUTORIAL_WORKDIR", "TUTORIAL_MODELS_DIR"):
+                 "TUTORIAL_WORKDIR", "TUTORIAL_MODELS_DIR", "TUTORIAL_PRECISION"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 

@@ -253,8 +253,8 @@ plt.show()
 # and the tokenizer. We load it on the CPU, where such a model is usually served. If notebook 04
 # has not run here (a new Colab machine without Drive), the next cell first trains a short stand-in:
 # 2,000 reviews at 256 tokens: 125 steps at `cpu`, about 2 minutes with bf16 and 5 in fp32 (about
-# 1 s and 2.5 s a step, as notebook 04 measured them), about a minute on a T4 (0.2 PFLOP at 12
-# TFLOP/s, plus loading).
+# 1 s a step in notebook 04's committed run, 2.5 s in an earlier fp32 build), about a minute on a
+# T4 (0.2 PFLOP at 12 TFLOP/s, plus loading).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
