@@ -55,6 +55,11 @@ class Result:
         return lines
 
 
+def paired_points(difference: float, half_width: float) -> str:
+    """Format a paired difference of accuracies and its 95 % interval in points: "+1.4 [+0.4, +2.4]"."""
+    return f"{difference * 100:+.1f} [{(difference - half_width) * 100:+.1f}, {(difference + half_width) * 100:+.1f}]"
+
+
 def write_atomically(path: Path, text: str | bytes) -> None:
     """Write text or bytes to `path` atomically (helpers.files)."""
     with atomic_path(path) as partial:

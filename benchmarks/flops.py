@@ -1,8 +1,9 @@
 """Training cost accounting: FLOPs of the `gpu` recipe, and the time they imply on T4, A100 and H100.
 
-The `gpu` recipe: bert-base-uncased, 25,000 training reviews, 512 tokens head+tail, length-grouped
-batches, 2 epochs, then one pass over the 25,000 test reviews. Tokens per review come from the
-sample (real IMDB reviews, the same uncased WordPiece vocabulary). FLOPs per token follow
+The `gpu` recipe: bert-base-uncased, 22,500 training reviews (2,500 of the 25,000 held out for
+validation), 512 tokens head+tail, length-grouped batches, the profile's epochs (1), then one pass
+over the 25,000 test reviews. Tokens per review come from the `cpu` profile's reviews of the official
+training split (real IMDB reviews, the same uncased WordPiece vocabulary). FLOPs per token follow
 `helpers.measure.training_flops_per_token` (6 per multiplied weight for forward + backward, plus
 attention); evaluation is a forward pass (a third of that). Beside it, the `cpu` model's training
 throughput measured here, turned into achieved FLOP/s with the same formula.
@@ -17,6 +18,7 @@ from helpers.batching import length_grouped_batches, padding_efficiency
 from helpers.classification import BertForReviewClassification, classification_loss
 from helpers.measure import PEAK_TFLOPS, training_flops_per_token
 from helpers.models import load_pretrained
+from helpers.profile import PROFILES
 from helpers.training import TrainConfig, Trainer
 
 SIZES = {"full": {"reviews": None, "steps": 8, "max_length": 512},
@@ -46,7 +48,9 @@ def run(size: str = "full") -> Result:
 
     weights = multiplied_weights(**BERT_BASE)
     per_token = training_flops_per_token(weights, BERT_BASE["layers"], BERT_BASE["d_model"], padded_length)
-    train_flops = 2 * 25_000 * computed_per_review * per_token
+    gpu = PROFILES["gpu"]
+    train_reviews = round(25_000 * (1 - gpu.validation_fraction))
+    train_flops = gpu.epochs * train_reviews * computed_per_review * per_token
     eval_flops = 25_000 * computed_per_review * per_token / 3
     total = train_flops + eval_flops
 
@@ -63,23 +67,25 @@ def run(size: str = "full") -> Result:
 
     result = Result("flops", "Training cost accounting: the gpu recipe in FLOPs and minutes")
     result.lines.append(
-        f"Tokens per review at {max_length} (head+tail), from {len(lengths):,} sample reviews: mean "
+        f"Tokens per review at {max_length} (head+tail), from {len(lengths):,} reviews of the official training "
+        f"split: mean "
         f"{np.mean(lengths):.0f}, computed with length-grouped batches of 32 {computed_per_review:.0f}. "
         f"bert-base-uncased multiplies {weights / 1e6:.1f}M weights per token: {per_token / 1e9:.2f} GFLOP per "
-        f"training token. 2 epochs of 25,000 reviews + evaluation on 25,000: {total / 1e15:.1f} PFLOP.\n")
+        f"training token. {gpu.epochs} epoch(s) of {train_reviews:,} reviews + evaluation on 25,000: "
+        f"{total / 1e15:.1f} PFLOP.\n")
     rows, minutes = [], {}
     t4_range = [total / (tflops * 1e12) / 60 for tflops in reversed(T4_PUBLISHED_TFLOPS)]  # fastest first
     for card in ("T4", "A100", "H100"):
         rate = ASSUMED_TFLOPS[card] * 1e12
         minutes[card] = round(total / rate / 60, 2)
         rows.append([card, f"{PEAK_TFLOPS[card]:g}", f"{ASSUMED_TFLOPS[card]:.0f}",
-                     f"{train_flops / 2 / rate / 60:.1f}", f"{minutes[card]:.1f}"])
+                     f"{train_flops / gpu.epochs / rate / 60:.1f}", f"{minutes[card]:.1f}"])
     cpu_minutes = total / (cpu_tflops * 1e12) / 60
-    cpu_epoch = train_flops / 2 / (cpu_tflops * 1e12) / 60
+    cpu_epoch = train_flops / gpu.epochs / (cpu_tflops * 1e12) / 60
     rows.append([f"this CPU, measured ({precision})", "", f"{cpu_tflops:.2f}", f"{cpu_epoch:,.0f}",
                  f"{cpu_minutes:,.0f}"])
     result.table(["hardware", "peak TFLOP/s", "assumed sustained TFLOP/s", "minutes per epoch",
-                  "minutes, 2 epochs + evaluation"], rows)
+                  f"minutes, {gpu.epochs} epoch(s) + evaluation"], rows)
     result.lines.append(f"The CPU row is measured: the all-MiniLM-L6-v2 classifier trained at "
                         f"{tokens / seconds:,.0f} computed tokens/s on length-grouped batches of 16, that is "
                         f"{cpu_tflops:.2f} TFLOP/s by the same formula; the gpu recipe at that rate would take "

@@ -21,7 +21,8 @@ from benchmarks.common import save_figure, write_atomically
 from helpers.profile import get_profile
 from helpers.session import library_versions, quiet_libraries
 
-BENCHMARKS = ("attention", "tokenization", "batching", "mlm_head", "serving", "flops", "recipe", "seeds")
+BENCHMARKS = ("attention", "tokenization", "batching", "mlm_head", "serving", "flops", "recipe", "seeds",
+              "learning_curve", "full_test")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

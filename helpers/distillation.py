@@ -1,8 +1,9 @@
 """A smaller student taught by the classifier: knowledge distillation (Hinton et al., 2015).
 
 Introduced in notebook 06. The student is the teacher's own lower layers (embeddings, the first
-`layers` transformer layers, the classifier head), as DistilBERT was initialised from BERT, and
-learns from the teacher's softened probabilities and from the labels.
+`layers` transformer layers, the classifier head): Patient KD's initialisation (Sun et al., 2019;
+DistilBERT took one layer of every two instead), and learns from the teacher's softened
+probabilities and from the labels.
 """
 
 from __future__ import annotations

@@ -38,6 +38,18 @@ def disagreements(right_a: np.ndarray, right_b: np.ndarray) -> tuple[int, int]:
     return int(np.sum(right_a & ~right_b)), int(np.sum(~right_a & right_b))
 
 
+def paired_difference(right_a: np.ndarray, right_b: np.ndarray) -> tuple[float, float]:
+    """Return (accuracy of A minus accuracy of B, half-width of its 95 % interval) on the same items.
+
+    Each item contributes +1 (only A right), -1 (only B right) or 0; the interval is the normal
+    approximation to the mean of those, so the items both models agree on narrow it.
+    """
+    difference = np.asarray(right_a, dtype=float) - np.asarray(right_b, dtype=float)
+    if len(difference) < 2:
+        raise ValueError(f"A paired interval needs at least 2 items scored by both models (got {len(difference)}).")
+    return float(difference.mean()), float(1.96 * difference.std(ddof=1) / math.sqrt(len(difference)))
+
+
 def over_seeds(a: Sequence[float], b: Sequence[float]) -> dict:
     """Summarise paired scores of two recipes over the same seeds: means, spreads, mean difference, paired t-test.
 

@@ -88,6 +88,11 @@ def test_seeds_table_pairs_base_and_adapted_runs_and_reads_its_goals(smallest):
     assert results["base_beats_tfidf_seeds"] == beats
     assert {"base_accuracy_mean", "base_beats_tfidf_share", "classifier_train_seconds_max"} <= set(summary["goals"])
     assert "a stand-in" in (out / "seeds.md").read_text(), "the smallest size says its encoder is not notebook 03's"
+    assert results["base_minus_tfidf_points"] == pytest.approx(
+        (sum(results["base_accuracy_by_seed"]) / 2 - results["tfidf_accuracy"]) * 100, abs=0.01)
+    low, high = results["base_minus_tfidf_interval_points"]
+    assert low <= results["base_minus_tfidf_points"] <= high
+    assert "base_minus_tfidf_paired_low_min_points" in summary["goals"]
     assert not [p for p in LEFT_BEHIND if p.name.startswith("stand-in-encoder-")], "the stand-in encoder is removed"
     assert set(results["recipe_candidates"]) and all(0 <= c["validation_accuracy"] <= 1
                                                      for c in results["recipe_candidates"].values())
@@ -112,3 +117,36 @@ def test_the_gpu_step_benchmark_stops_with_one_sentence_without_a_gpu(monkeypatc
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit, match="needs a CUDA GPU"):
         gpu_step.main()
+
+
+@pytest.mark.slow  # every benchmark at its smallest size: minutes
+def test_the_learning_curve_scores_both_models_on_the_same_reviews_at_each_size(smallest):
+    summary, out = smallest
+    results = summary["results"]
+    reviews, tfidf = results["learning_curve_reviews"], results["learning_curve_tfidf_accuracy"]
+    transformer = results["learning_curve_transformer_accuracy"]
+    assert reviews == [48, 96, 192] and len(tfidf) == 3, "TF-IDF at every size, the transformer at the first two"
+    assert len(transformer) == len(results["learning_curve_train_seconds"]) == 2
+    for accuracy in tfidf + transformer:  # a share of the 32 test reviews
+        assert accuracy * 32 == pytest.approx(round(accuracy * 32))
+    assert results["learning_curve_transformer_ahead_from"] in (None, 48, 96)
+    assert (out / "learning_curve.png").stat().st_size > 0
+
+
+@pytest.mark.slow  # every benchmark at its smallest size: minutes
+def test_the_full_test_benchmark_scores_three_models_and_says_its_classifier_is_a_stand_in(smallest):
+    summary, out = smallest
+    results = summary["results"]
+    assert results["full_test_reviews"] == 48
+    for key in ("classifier", "tfidf_same_reviews", "tfidf_full_train"):
+        right = results[f"full_test_{key}_accuracy"] * 48  # a share of the 48 test reviews
+        assert right == pytest.approx(round(right))
+    text = (out / "full_test.md").read_text()
+    assert "a stand-in" in text and "on notebook 04's test reviews" in text
+
+
+def test_the_full_test_benchmark_stops_with_a_sentence_without_notebook_04s_classifier(tmp_path):
+    from benchmarks import full_test
+
+    with pytest.raises(FileNotFoundError, match="run notebook 04 first"):
+        full_test.run("full", folder=tmp_path / "nothing")

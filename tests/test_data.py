@@ -295,3 +295,22 @@ def test_class_label_ids_are_read_through_their_names(clean_env, tmp_path):
     clean_env.setenv("TUTORIAL_DATASET", str(folder))
     test = load_reviews(get_profile("cpu"))["test"]
     assert {text.split()[0]: label for text, label in zip(test["text"], test["label"])} == {"great": 1, "awful": 0}
+
+
+def test_a_download_from_the_hub_is_read_through_the_real_loader(clean_env, tmp_path):
+    # the success path of the Hub download without a network: datasets' own load_dataset reads a folder in the
+    # Hub's layout standing in for the Hub, and the call it got names the pinned id and revision
+    folder = hub_folder(tmp_path / "hub", train=hub_split(40), test=hub_split(30),
+                        unsupervised=hub_split(10, label=[-1] * 10))
+    real_load, calls = datasets.load_dataset, []
+
+    def hub(name, revision=None, **kwargs):
+        calls.append((name, revision))
+        return real_load(str(folder), **kwargs)
+
+    clean_env.setattr(datasets, "load_dataset", hub)
+    splits = load_reviews(get_profile("gpu"))
+    assert calls == [(IMDB_HUB_ID, IMDB_HUB_REVISION)]
+    assert {name: len(split) for name, split in splits.items()} == {"train": 40, "test": 30, "unsupervised": 10}
+    assert sorted(set(splits["test"]["label"])) == [0, 1] and set(splits["unsupervised"]["label"]) == {-1}
+    assert splits["train"]["text"][0] == "Review 0, dull.", "the reviews come through as the files hold them"

@@ -1,8 +1,10 @@
+import dataclasses
+
 import pytest
 import torch
 
 from helpers.device import resolve_precision
-from helpers.profile import PROFILES, describe, get_profile
+from helpers.profile import PROFILES, describe, get_profile, scaled
 
 
 def test_automatic_choice_follows_cuda(clean_env):
@@ -47,6 +49,7 @@ def test_dataset_override_and_scale_knob(clean_env, tmp_path):
     assert (gpu.dataset_id, gpu.dataset_revision) == (str(tmp_path), None), "a local copy has no Hub revision"
     assert (gpu.mlm_steps, gpu.mlm_eval_blocks, gpu.epochs) == (10, 10, 1)
     assert gpu.max_length == PROFILES["gpu"].max_length, "the knob shrinks steps, not the code path"
+    assert scaled(dataclasses.replace(PROFILES["gpu"], epochs=4), 0.5).epochs == 2, "epochs shrink too"
     assert get_profile("cpu").dataset_id == str(tmp_path), "both profiles read the same data set"
     for bad in ("0", "2", "fast"):
         clean_env.setenv("TUTORIAL_SCALE", bad)

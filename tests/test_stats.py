@@ -11,7 +11,7 @@ from datasets import Dataset
 
 from helpers.baseline import C_GRID, tfidf_baseline
 from helpers.data import validation_split
-from helpers.stats import accuracy_interval, disagreements, mcnemar_p, over_seeds
+from helpers.stats import accuracy_interval, disagreements, mcnemar_p, over_seeds, paired_difference
 
 
 def test_mcnemar_matches_the_binomial_tail_and_the_notebooks_version():
@@ -69,3 +69,16 @@ def test_tfidf_baseline_picks_c_on_the_validation_reviews():
     assert list(model.predict(["a wonderful film", "a boring film"])) == [1, 0]
     with pytest.raises(ValueError, match="one of them is empty"):
         tfidf_baseline(texts, labels, [], [])
+
+
+def test_a_paired_difference_is_narrowed_by_the_items_both_models_agree_on():
+    a = np.array([1] * 60 + [0] * 40, dtype=bool)  # 60 % right
+    b = np.array([1] * 50 + [0] * 50, dtype=bool)  # 50 % right, and every item b gets right a gets right too
+    mean, half = paired_difference(a, b)
+    assert mean == pytest.approx(0.10)
+    d = np.r_[np.ones(10), np.zeros(90)]  # the per-item differences
+    assert half == pytest.approx(1.96 * d.std(ddof=1) / 10)
+    assert half < accuracy_interval(0.6, 100) + accuracy_interval(0.5, 100), "pairing beats two separate intervals"
+    assert paired_difference(a, a) == (0.0, 0.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        paired_difference(a[:1], b[:1])

@@ -13,7 +13,7 @@
 # what attention costs as sentences get longer.
 #
 # **What you need.** Reading: about 35 minutes. Running: nothing but a CPU. Measured on 2 CPU cores
-# (the `cpu` profile): about 20 seconds and 1.4 GB of memory at the peak (the kernel process,
+# (the `cpu` profile): about 18 seconds and 1.4 GB of memory at the peak (the kernel process,
 # measured with `getrusage`). On a Colab T4 (`gpu` profile, bert-base-uncased): about a minute
 # besides the downloads, estimated, not measured (`benchmarks/results/colab_t4.md`).
 #

@@ -90,8 +90,9 @@ assert torch.allclose(whole, averaged, atol=1e-6)
 # first ones. Accelerate wraps the model in DDP when it sees several processes
 # (`accelerator.prepare_model`), and starts the processes for us.
 #
-# With the `gpu` profile's numbers, here is the arithmetic for one GPU, for a machine with 8, and
-# for 8 with 4 accumulation steps. The learning rate was tuned for a global batch; change the
+# With the `gpu` profile's batch of 32 rows per GPU, here is the arithmetic for two epochs of the
+# 25,000 training reviews (the profile itself trains one) on one GPU, on a machine with 8, and on 8
+# with 4 accumulation steps. The learning rate was tuned for a global batch; change the
 # global batch and you usually retune it.
 
 # %%
@@ -425,6 +426,15 @@ finished = subprocess.run(serve + ["--int8"], input="\n".join(reviews) + "\n", c
                           timeout=300)
 print(finished.stdout.rstrip())
 assert finished.returncode == 0 and len(finished.stdout.splitlines()) == 2
+
+# %% [markdown]
+# Look at the second review. Notebook 04 (section 9) called "I want those two hours of my life
+# back." positive (0.70 in its committed run); here "Two hours of my life I will never get back."
+# comes out negative (0.77 in float32, 0.69 in int8, in the committed run). One idiom in two
+# phrasings, two labels: the model has no notion of the idiom. It adds up what its words and
+# their order taught it in 3,600 reviews, and a bag of words would do the same with fewer clues.
+# Which word tips each one is what notebook 06's integrated gradients would show; we have not
+# measured it.
 
 # %% [markdown]
 # Bad input gets one clear sentence and exit status 2, not a traceback: no reviews at all, and a

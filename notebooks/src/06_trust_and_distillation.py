@@ -17,8 +17,8 @@
 # Colab: on Google Drive, see the optional cell below); without it this notebook first trains one
 # the same way (about 4 minutes at the `cpu` profile with bf16, 8 in fp32) and says so. Running
 # at the `cpu` profile: 7 minutes on the 2-core AMD EPYC with bf16 that built the committed run
-# (12 in fp32 on one without), most of it the student's training and the integrated
-# gradients of 100 reviews; the kernel's resident memory peaked at 3.8 GB (sampled every second). At the `gpu`
+# (12 in fp32 on one without), about half of it the student's training (132 s) and the
+# integrated gradients of 100 reviews (89 s); the kernel's resident memory peaked at 3.8 GB (sampled every second). At the `gpu`
 # profile the explanations and the student run on the GPU, the latency table on the CPU (where
 # int8 runs): about 9 minutes on a Colab T4 machine, estimated (`benchmarks/results/colab_t4.md`).
 
@@ -76,7 +76,7 @@ profile, device = session.profile, session.device
 # validation reviews carved out of them (section 4 fits a temperature on these), and the test
 # reviews, which stay held out. If notebook 04 has not run here, a classifier is trained the same
 # way (the profile's recipe on the same training reviews: 1 epoch at `cpu`, 4 minutes with bf16 and 8
-# in fp32; 2 epochs at `gpu`, about 9 minutes on a T4 by the FLOP count: 12 M tokens x 0.55 GFLOP at
+# in fp32; 1 epoch at `gpu`, about 5 minutes on a T4 by the FLOP count: 6.1 M tokens x 0.55 GFLOP at
 # 12 TFLOP/s) and saved where notebook 04 would have put it.
 
 # %%
@@ -122,7 +122,9 @@ session.expect(accuracy > 0.8, "notebook 04's classifier scores above 80 % on he
 #
 # $$\text{IG}_i = (x_i - x'_i) \cdot \int_0^1 \frac{\partial f\big(x' + \alpha (x - x')\big)}{\partial x_i}\, d\alpha,$$
 #
-# a vector product summed over the $d_\text{model}$ numbers of the token's vector. The integral is
+# a vector product summed over the $d_\text{model}$ numbers of the token's vector. Only the word
+# vectors move along the path: BERT adds the position and token-type embeddings to them unchanged
+# at every point, so those carry no attribution of their own. The integral is
 # a Riemann sum over the midpoints of `steps` equal pieces. Its guarantee, **completeness**: the
 # attributions add up to $f(x) - f(x')$, the whole change of the margin. We explain a short
 # held-out review, 16 points of the path per batch. How many points? The sum's error
@@ -302,10 +304,12 @@ plt.show()
 
 # %% [markdown]
 # Read the table and the curves together: the tokens integrated gradients rank first are the ones
-# the prediction depends on, far more than random ones, and (here) more than the most-attended
-# ones; the p-values above say whether each gap could be chance over 100 reviews. Within a review
-# the attention a token receives and the size of its attribution agree only loosely (the rank
-# correlation printed before). One caveat: a review with a tenth of its tokens cut out is unlike
+# the prediction depends on, far more than random ones, and (here) more than the tokens that
+# receive the most last-layer attention (averaged over heads and query tokens); ranking by the
+# size of the attributions, by gradient x input, or by attention rolled out over all layers was
+# not compared. The p-values above say whether each gap could be chance over 100 reviews.
+# Within a review the attention a token receives and the size of its attribution agree only
+# loosely (the rank correlation printed before). One caveat: a review with a tenth of its tokens cut out is unlike
 # any training review, so part of any fall may come from the odd input rather than from the lost
 # words; Hooker et al. (2019) retrain the model on such inputs to separate the two, which we do not.
 #
@@ -506,7 +510,7 @@ plt.show()
 # encoder as they stand: each layer reads exactly what it read inside the teacher. It trains for
 # one epoch with the profile's recipe, with the teacher's forward pass in every step, on a
 # stratified part of the same training reviews (2,400 of the 3,600 at the `cpu` profile, to keep
-# the notebook to about 11 minutes on 2 cores in fp32, 5.5 with bf16; 10,000 of the 22,500 at the
+# the notebook to about 7 minutes on 2 cores with bf16, 12 in fp32; 10,000 of the 22,500 at the
 # `gpu` profile).
 
 # %%
@@ -579,9 +583,12 @@ print(f"the embeddings are {embeddings / 1e6:.1f} M of the student's {student.nu
 # layers take about half the time; a small model's size sits largely in its token embeddings
 # (30,522 rows), which the student keeps whole, so its file shrinks by much less (the last line
 # above says how much of the student the embeddings are). int8 shrinks the Linear layers and
-# speeds them up on top. In the committed run, batch 32 costs more per review than batch 1: the 32
-# reviews are padded to the longest of them (notebook 05, section 6), and on two cores a single
-# review already keeps both busy. What
+# speeds them up on top. In the committed run, batch 32 costs more per review than batch 1. Part
+# of it is padding: the 32 reviews are padded to the longest of them (notebook 05, section 6).
+# Part may be the attention kernel: this table serves with the profile's training kernel (written
+# out, `eager`, in the committed bf16 run) in float32, and notebook 05 timed the same classifier
+# at batch 1 and 32 with a smaller rise (36.7 and 46.6 ms per review). We have not timed the
+# causes apart. What
 # we did not measure: a student of the same size trained on the labels alone, which is the
 # comparison that would show what the teacher's soft probabilities add.
 
@@ -602,8 +609,8 @@ assert abs(masked_ig.sum() - masked_change) < 0.01 * abs(masked_change)
 
 # %% [markdown]
 # **Exercise 2.** Write a CheckList test of your own: intensifiers. "The film was really good"
-# should be at least as positive as "The film was good" (a direction test, reversed: P(positive)
-# must not fall). Which model fails it more often?
+# should score higher than "The film was good" (a direction test, reversed): it fails where
+# P(positive) does not rise, a tie included. Which model fails it more often?
 
 # %% tags=["solution"]
 # NBVAL_IGNORE_OUTPUT
