@@ -19,11 +19,18 @@ def smallest(tmp_path_factory):
     assert __import__("os").environ.get("TUTORIAL_DATASET"), "set TUTORIAL_DATASET (make test does)"
     out = tmp_path_factory.mktemp("bench")
     scratch, tempfile.tempdir = tempfile.tempdir, str(tmp_path_factory.mktemp("scratch"))  # what the runs leave
+    environ = __import__("os").environ
+    folders = {key: environ.pop(key, None) for key in ("TUTORIAL_WORKDIR", "TUTORIAL_MODELS_DIR")}
+    environ["TUTORIAL_WORKDIR"] = str(tmp_path_factory.mktemp("work"))  # no notebook's models: the stand-ins run
     try:
         return main(["--size", "smallest", "--out", str(out)]), out
     finally:
         LEFT_BEHIND.extend(Path(tempfile.tempdir).iterdir())
         tempfile.tempdir = scratch
+        for key, value in folders.items():
+            environ.pop(key, None)
+            if value is not None:
+                environ[key] = value
 
 
 LEFT_BEHIND: list[Path] = []
@@ -88,8 +95,8 @@ def test_seeds_table_pairs_base_and_adapted_runs_and_reads_its_goals(smallest):
     assert results["base_beats_tfidf_seeds"] == beats
     assert {"base_accuracy_mean", "base_beats_tfidf_share", "classifier_train_seconds_max"} <= set(summary["goals"])
     assert "a stand-in" in (out / "seeds.md").read_text(), "the smallest size says its encoder is not notebook 03's"
-    assert results["base_minus_tfidf_points"] == pytest.approx(
-        (sum(results["base_accuracy_by_seed"]) / 2 - results["tfidf_accuracy"]) * 100, abs=0.01)
+    assert results["base_minus_tfidf_points"] == pytest.approx(  # from figures rounded to 4 decimals
+        (sum(results["base_accuracy_by_seed"]) / 2 - results["tfidf_accuracy"]) * 100, abs=0.02)
     low, high = results["base_minus_tfidf_interval_points"]
     assert low <= results["base_minus_tfidf_points"] <= high
     assert "base_minus_tfidf_paired_low_min_points" in summary["goals"]
@@ -142,7 +149,27 @@ def test_the_full_test_benchmark_scores_three_models_and_says_its_classifier_is_
         right = results[f"full_test_{key}_accuracy"] * 48  # a share of the 48 test reviews
         assert right == pytest.approx(round(right))
     text = (out / "full_test.md").read_text()
-    assert "a stand-in" in text and "on notebook 04's test reviews" in text
+    assert "a stand-in" in text
+    assert not [p for p in LEFT_BEHIND if p.name.startswith("stand-in-classifier-")], "the stand-in is removed"
+
+
+@pytest.mark.slow  # reads the whole data set
+def test_the_benchmarks_draw_notebook_04s_own_reviews():
+    import dataclasses
+
+    from benchmarks.full_test import notebook_test_rows
+    from benchmarks.learning_curve import draw
+    from helpers.data import load_reviews, validation_split
+    from helpers.profile import get_profile
+
+    profile = get_profile("cpu")
+    whole = load_reviews(dataclasses.replace(profile, train_reviews=None, test_reviews=None))
+    notebook = load_reviews(profile)  # what notebook 04 reads
+    rows, test_texts = notebook_test_rows(whole["test"], profile), list(whole["test"]["text"])
+    assert sorted(test_texts[i] for i in rows) == sorted(notebook["test"]["text"]), "the same 5,000 test reviews"
+    fit, validation = draw(whole["train"], profile.train_reviews, profile)
+    notebook_fit, notebook_validation = validation_split(notebook["train"], profile.validation_fraction, profile.seed)
+    assert fit["text"] == notebook_fit["text"] and validation["text"] == notebook_validation["text"]
 
 
 def test_the_full_test_benchmark_stops_with_a_sentence_without_notebook_04s_classifier(tmp_path):

@@ -1,3 +1,5 @@
+import uuid
+
 import datasets
 import pandas as pd
 import pytest
@@ -300,7 +302,8 @@ def test_class_label_ids_are_read_through_their_names(clean_env, tmp_path):
 def test_a_download_from_the_hub_is_read_through_the_real_loader(clean_env, tmp_path):
     # the success path of the Hub download without a network: datasets' own load_dataset reads a folder in the
     # Hub's layout standing in for the Hub, and the call it got names the pinned id and revision
-    folder = hub_folder(tmp_path / "hub", train=hub_split(40), test=hub_split(30),
+    # a name of its own: datasets keys a README-configured folder's cache on its name (helpers.data._local_files)
+    folder = hub_folder(tmp_path / f"hub-{uuid.uuid4().hex}", train=hub_split(40), test=hub_split(30),
                         unsupervised=hub_split(10, label=[-1] * 10))
     real_load, calls = datasets.load_dataset, []
 

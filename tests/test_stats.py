@@ -73,10 +73,10 @@ def test_tfidf_baseline_picks_c_on_the_validation_reviews():
 
 def test_a_paired_difference_is_narrowed_by_the_items_both_models_agree_on():
     a = np.array([1] * 60 + [0] * 40, dtype=bool)  # 60 % right
-    b = np.array([1] * 50 + [0] * 50, dtype=bool)  # 50 % right, and every item b gets right a gets right too
+    b = np.array([1] * 45 + [0] * 15 + [1] * 5 + [0] * 35, dtype=bool)  # 50 %: 15 items only a, 5 only b
     mean, half = paired_difference(a, b)
     assert mean == pytest.approx(0.10)
-    d = np.r_[np.ones(10), np.zeros(90)]  # the per-item differences
+    d = np.r_[np.zeros(45), np.ones(15), -np.ones(5), np.zeros(35)]  # the per-item differences
     assert half == pytest.approx(1.96 * d.std(ddof=1) / 10)
     assert half < accuracy_interval(0.6, 100) + accuracy_interval(0.5, 100), "pairing beats two separate intervals"
     assert paired_difference(a, a) == (0.0, 0.0)

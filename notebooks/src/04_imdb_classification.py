@@ -24,7 +24,7 @@
 # minutes of training on a Colab T4 and 5 minutes on an A100. **These GPU figures are targets, not
 # measurements**: the arithmetic is in section 5 and in the README; the training cell prints the
 # real time on the card at hand. By the same count the whole notebook takes about 16-17 minutes on
-# a T4, two trainings of about 5 minutes with their validation and test passes
+# a T4: two trainings of about 5 minutes, about 7 each with their validation and test passes
 # (`benchmarks/results/colab_t4.md`). One epoch, not two, is what lets both trainings fit the 20
 # minutes we budget for a notebook; it was chosen for that budget, not on validation reviews.
 
@@ -146,8 +146,8 @@ session.expect(baseline_accuracy > 0.8,
 # validation reviews, which it then does not train on, nor on their word-for-word duplicates)
 # and scored on the same test reviews: the
 # anchor that ties this notebook's numbers to the published ones on the official test split
-# (bag-of-words logistic regression 88.9 %, Maas et al. 2011; NBSVM with bigrams 91.2 %, Wang &
-# Manning 2012). At the `gpu` profile it is the baseline above.
+# (a bag of words with the word vectors Maas et al. learnt, 88.9 %, Maas et al. 2011; NBSVM with
+# bigrams 91.2 %, Wang & Manning 2012). At the `gpu` profile it is the baseline above.
 
 # %%
 if profile.train_reviews is None:  # the gpu profile already trained on every training review

@@ -431,10 +431,9 @@ assert finished.returncode == 0 and len(finished.stdout.splitlines()) == 2
 # Look at the second review. Notebook 04 (section 9) called "I want those two hours of my life
 # back." positive (0.70 in its committed run); here "Two hours of my life I will never get back."
 # comes out negative (0.77 in float32, 0.69 in int8, in the committed run). One idiom in two
-# phrasings, two labels: the model has no notion of the idiom. It adds up what its words and
-# their order taught it in 3,600 reviews, and a bag of words would do the same with fewer clues.
-# Which word tips each one is what notebook 06's integrated gradients would show; we have not
-# measured it.
+# phrasings gets opposite labels: whatever the model learnt (in pretraining and from 3,600
+# reviews), it was not this idiom. Why these two differ we have not tested; notebook 06's
+# integrated gradients show how to ask which words tip a prediction.
 
 # %% [markdown]
 # Bad input gets one clear sentence and exit status 2, not a traceback: no reviews at all, and a
