@@ -1,4 +1,4 @@
-"""Pad-to-max vs dynamic padding vs length-grouped batches, at 512 tokens on the sample.
+"""Pad-to-max vs dynamic padding vs length-grouped batches, at 512 tokens on the cpu profile's training reviews.
 
 Padding efficiency (real tokens / computed tokens) over one epoch of the training reviews, and the
 training throughput of the `cpu` model (notebook 04's classifier and training step) on batches of
@@ -68,7 +68,8 @@ def run(size: str = "full") -> Result:
 
     result = Result("batching", f"Batching at {max_length} tokens: pad to max vs dynamic vs length-grouped")
     result.lines.append(
-        f"{len(lengths):,} training reviews of the sample, head+tail at {max_length} tokens, batches of {BATCH_SIZE}. "
+        f"{len(lengths):,} training reviews (the cpu profile's, from the official split), head+tail at {max_length} "
+        f"tokens, batches of {BATCH_SIZE}. "
         f"Training: all-MiniLM-L6-v2 classifier, {precision}, AdamW step included, {settings['steps']} "
         f"representative batches per kind after a warm-up step, kinds alternating.\n")
     base = throughput["pad to max"]

@@ -138,8 +138,9 @@ def run(size: str = "full", encoder_dir: Path | None = None) -> Result:
         f"p = {base_vs_adapted['paired_t_p']:.3f}; base ahead in {base_vs_adapted['a_wins']} of {len(base)} seeds. "
         f"Base minus TF-IDF: {base_vs_tfidf['mean_difference'] * 100:+.2f} points, base ahead in "
         f"{base_vs_tfidf['a_wins']} of {len(base)} seeds; over the seeds the 95 % interval is "
-        f"{tfidf_low * 100:+.2f} to {tfidf_high * 100:+.2f} (TF-IDF does not vary), and within each seed the paired "
-        f"interval over the {len(test):,} test reviews starts at {min(paired_lows) * 100:+.2f} points at its lowest.",
+        f"{tfidf_low * 100:+.2f} to {tfidf_high * 100:+.2f} (the seeds' spread only, on these test reviews), and "
+        f"within each seed the paired interval over the {len(test):,} test reviews starts at "
+        f"{min(paired_lows) * 100:+.2f} points at its lowest.",
         ""]
     result.figures.update({
         "seeds": list(settings["seeds"]), "test_reviews": len(test), "training_reviews": len(fit),

@@ -2,7 +2,7 @@
 
 Uses notebook 04's classifier when the work folder has one (`make notebooks` removes its work
 folder; `make run` keeps it). Otherwise it fine-tunes one here first, shorter than notebook 04
-(256 tokens, 1 epoch of the sample's training reviews), and says so. Latency per review at batch
+(256 tokens, 1 epoch of the cpu profile's training reviews), and says so. Latency per review at batch
 1 (each of 32 held-out reviews alone) and at batch 32 (the same reviews, length-sorted, in one
 padded batch); the two models take turns. Accuracy on the held-out reviews.
 """

@@ -35,8 +35,9 @@ def run(size: str = "full") -> Result:
     }, repeats=settings["repeats"])
     scratch = seconds["from scratch"]
     result = Result("tokenization", "Tokenization: WordPiece from scratch vs the fast tokenizer")
-    result.lines.append(f"{len(texts):,} reviews of the sample; the from-scratch tokens equal the fast tokenizer's "
-                        f"on {matches:,} of them. Medians of {settings['repeats']} alternating runs after a warm-up.\n")
+    result.lines.append(f"{len(texts):,} of the cpu profile's training reviews; the from-scratch tokens equal the fast "
+                        f"tokenizer's on {matches:,} of them. Medians of {settings['repeats']} alternating runs after "
+                        "a warm-up.\n")
     result.table(["tokenizer", "reviews/s", "speed-up over from scratch"],
                  [[name, f"{len(texts) / s:,.0f}", f"{scratch / s:.1f}x"] for name, s in seconds.items()])
     result.figures["fast_vs_scratch_tokenizer_speedup"] = round(scratch / seconds["fast, all reviews in one call"], 1)
