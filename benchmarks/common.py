@@ -13,6 +13,10 @@ from pathlib import Path
 from helpers.files import atomic_path
 
 
+class MissingNotebookModel(FileNotFoundError):
+    """A benchmark measures a model a notebook saves (03's encoder, 04's classifier), and it is not there."""
+
+
 @dataclass(frozen=True)
 class Goal:
     """A target a measured figure should reach on the 2-core reference machine."""

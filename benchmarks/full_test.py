@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import Result, paired_points
+from benchmarks.common import MissingNotebookModel, Result, paired_points
 from helpers.baseline import tfidf_baseline
 from helpers.classification import encode, predict_probabilities, train_short_classifier
 from helpers.data import balanced_sample, load_reviews, validation_split
@@ -61,7 +61,7 @@ def run(size: str = "full", folder: Path | None = None) -> Result:
     profile = get_profile("cpu")
     folder, origin, stand_in = Path(folder or classifier_dir(profile)), "notebook 04's (in the work folder)", None
     if not (folder / "model.safetensors").is_file() and size != "smallest":
-        raise FileNotFoundError(f"No classifier in {folder}: run notebook 04 first (make run), or set "
+        raise MissingNotebookModel(f"No classifier in {folder}: run notebook 04 first (make run), or set "
                                 "TUTORIAL_WORKDIR (or TUTORIAL_MODELS_DIR) to the folder that holds it.")
     splits = load_reviews(dataclasses.replace(profile, train_reviews=None, test_reviews=None))
     train = load_reviews(profile)["train"]  # the profile's 4,000: notebook 04's training and validation reviews

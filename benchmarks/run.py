@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.common import save_figure, write_atomically
+from benchmarks.common import MissingNotebookModel, save_figure, write_atomically
 from helpers.profile import get_profile
 from helpers.session import library_versions, quiet_libraries
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict:
         for suffix, kwargs in runs:
             try:
                 result = importlib.import_module(f"benchmarks.{name}").run(args.size, **kwargs)
-            except FileNotFoundError as missing:  # a notebook's model it measures is not in the work folder
+            except MissingNotebookModel as missing:  # the model a notebook saves is not in the work folder
                 print(f"  skipped {name}: {missing}", flush=True)
                 summary.setdefault("skipped", {})[name + suffix] = str(missing)
                 continue

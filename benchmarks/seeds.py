@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import Goal, Result, paired_points
+from benchmarks.common import Goal, MissingNotebookModel, Result, paired_points
 from helpers.baseline import tfidf_baseline
 from helpers.classification import encode, fine_tune, new_classifier, predict_probabilities
 from helpers.data import balanced_sample, load_reviews, validation_split
@@ -80,7 +80,7 @@ def run(size: str = "full", encoder_dir: Path | None = None) -> Result:
         encoder_dir = stand_in = stand_in_encoder(profile)
         origin = "a stand-in (the base encoder saved again): smallest size"
     if not (encoder_dir / "model.safetensors").is_file():
-        raise FileNotFoundError(f"No adapted encoder in {encoder_dir}: run notebook 03 first (make run), "
+        raise MissingNotebookModel(f"No adapted encoder in {encoder_dir}: run notebook 03 first (make run), "
                                 "or set TUTORIAL_WORKDIR to the work folder that holds it.")
     splits = load_reviews(profile)
     fit, validation = validation_split(splits["train"], profile.validation_fraction, profile.seed)

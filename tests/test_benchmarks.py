@@ -177,3 +177,12 @@ def test_the_full_test_benchmark_stops_with_a_sentence_without_notebook_04s_clas
 
     with pytest.raises(FileNotFoundError, match="run notebook 04 first"):
         full_test.run("full", folder=tmp_path / "nothing")
+
+
+def test_a_benchmark_whose_notebook_model_is_missing_is_skipped_with_its_sentence(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TUTORIAL_WORKDIR", str(tmp_path / "work"))  # no notebook 04 classifier there
+    monkeypatch.delenv("TUTORIAL_MODELS_DIR", raising=False)
+    summary = main(["--only", "full_test", "--out", str(tmp_path)])
+    assert "run notebook 04 first" in summary["skipped"]["full_test"] and not summary["results"]
+    assert "skipped full_test: No classifier in" in capsys.readouterr().out
+    assert not (tmp_path / "full_test.md").exists()
