@@ -134,8 +134,8 @@ def test_the_learning_curve_scores_both_models_on_the_same_reviews_at_each_size(
     transformer = results["learning_curve_transformer_accuracy"]
     assert reviews == [48, 96, 192] and len(tfidf) == 3, "TF-IDF at every size, the transformer at the first two"
     assert len(transformer) == len(results["learning_curve_train_seconds"]) == 2
-    for accuracy in tfidf + transformer:  # a share of the 32 test reviews
-        assert accuracy * 32 == pytest.approx(round(accuracy * 32))
+    for accuracy in tfidf + transformer:  # a share of the 32 test reviews, rounded to 4 decimals
+        assert accuracy * 32 == pytest.approx(round(accuracy * 32), abs=0.01)
     assert results["learning_curve_transformer_ahead_from"] in (None, 48, 96)
     assert (out / "learning_curve.png").stat().st_size > 0
 
@@ -146,8 +146,8 @@ def test_the_full_test_benchmark_scores_three_models_and_says_its_classifier_is_
     results = summary["results"]
     assert results["full_test_reviews"] == 48
     for key in ("classifier", "tfidf_same_reviews", "tfidf_full_train"):
-        right = results[f"full_test_{key}_accuracy"] * 48  # a share of the 48 test reviews
-        assert right == pytest.approx(round(right))
+        right = results[f"full_test_{key}_accuracy"] * 48  # a share of the 48 test reviews, rounded to 4 decimals
+        assert right == pytest.approx(round(right), abs=0.01)
     text = (out / "full_test.md").read_text()
     assert "a stand-in" in text
     assert not [p for p in LEFT_BEHIND if p.name.startswith("stand-in-classifier-")], "the stand-in is removed"

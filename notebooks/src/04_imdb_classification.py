@@ -434,8 +434,8 @@ del by_hand, with_helper
 # choice: the validation reviews have been looked at more than once. It picked 256
 # tokens, which was also the fastest. Two epochs at 256 tokens would have taken about 285 s on
 # the table's machine (2 x 142 s), at the very edge of the rule, and about 480 s on the one that
-# built the committed run (2 x 241 s, section 5), and were not among the candidates. What the rule cannot tell is whether
-# the differences are real: one run each, on 400 reviews. The earlier recipe (512 tokens, 2
+# built the committed run (2 x 241 s, section 5), and were not among the candidates. What the
+# rule cannot tell is whether the differences are real: one run each, on 400 reviews. The earlier recipe (512 tokens, 2
 # epochs, only attention dropout off) took about 15 minutes to train there. The table and its
 # 300 s were measured with bf16 on a 2-core CPU that has it, and on the earlier 5,000-review
 # sample's training reviews; a CPU without bf16 trains in fp32, slower (the committed run's time
@@ -456,8 +456,8 @@ del by_hand, with_helper
 # at the end, a second epoch (`dataclasses.replace(profile, epochs=2)`, about 5 more minutes on a
 # T4) is the first thing to try. These are estimates from the FLOP count, not measurements on a T4.
 # On an A100 (bf16) the same arithmetic at an assumed 40 % of its 312 TFLOP/s gives under a minute,
-# and an H200 measured half that share (`benchmarks/results/gpu_step.md`). If a batch does not fit, the training loop splits it
-# into 2, 4, ... micro-batches and carries on with the same effective batch.
+# and an H200 measured half that share (`benchmarks/results/gpu_step.md`). If a batch does not
+# fit, the training loop splits it into 2, 4, ... micro-batches and carries on with the same effective batch.
 #
 # The curves show the training loss, and the loss and accuracy on the validation reviews, measured
 # four times per run. Re-running this cell after an interruption resumes from the last checkpoint.

@@ -18,7 +18,8 @@
 # the same way (about 4 minutes at the `cpu` profile with bf16, 8 in fp32) and says so. Running
 # at the `cpu` profile: 7 minutes on the 2-core AMD EPYC with bf16 that built the committed run
 # (12 in fp32 on one without), about half of it the student's training (132 s) and the
-# integrated gradients of 100 reviews (89 s); the kernel's resident memory peaked at 3.8 GB (sampled every second). At the `gpu`
+# integrated gradients of 100 reviews (89 s); the kernel's resident memory peaked at 3.8 GB
+# (sampled every second). At the `gpu`
 # profile the explanations and the student run on the GPU, the latency table on the CPU (where
 # int8 runs): about 9 minutes on a Colab T4 machine, estimated (`benchmarks/results/colab_t4.md`).
 
