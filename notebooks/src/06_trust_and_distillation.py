@@ -586,10 +586,11 @@ print(f"the embeddings are {embeddings / 1e6:.1f} M of the student's {student.nu
 # above says how much of the student the embeddings are). int8 shrinks the Linear layers and
 # speeds them up on top. In the committed run, batch 32 costs more per review than batch 1. Part
 # of it is padding: the 32 reviews are padded to the longest of them (notebook 05, section 6).
-# Part may be the attention kernel: this table serves with the profile's training kernel (written
-# out, `eager`, in the committed bf16 run) in float32, and notebook 05 timed the same classifier
-# at batch 1 and 32 with a smaller rise (36.7 and 46.6 ms per review). We have not timed the
-# causes apart. What
+# Most of it is the attention kernel: this table serves with the profile's training kernel
+# (written out, `eager`, in the committed bf16 run) in float32, which writes a 256 x 256 score
+# matrix per head and review. Timed apart on notebook 04's classifier and 32 test reviews
+# (`benchmarks/results/serving.md`, not in this notebook's run): written out, 42.4 ms per review
+# at batch 1 and 70.7 at batch 32; with the fused kernel, 38.3 and 45.6. What
 # we did not measure: a student of the same size trained on the labels alone, which is the
 # comparison that would show what the teacher's soft probabilities add.
 
