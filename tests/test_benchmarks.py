@@ -136,7 +136,9 @@ def test_the_learning_curve_scores_both_models_on_the_same_reviews_at_each_size(
     assert len(transformer) == len(results["learning_curve_train_seconds"]) == 2
     for accuracy in tfidf + transformer:  # a share of the 32 test reviews, rounded to 4 decimals
         assert accuracy * 32 == pytest.approx(round(accuracy * 32), abs=0.01)
-    assert results["learning_curve_transformer_ahead_from"] in (None, 48, 96)
+    ahead_from = results["learning_curve_transformer_ahead_from"]
+    if ahead_from is not None:  # "ahead from N" is only said where the transformer scores higher at N and after
+        assert all(t > f for r, t, f in zip(reviews, transformer, tfidf) if r >= ahead_from)
     assert (out / "learning_curve.png").stat().st_size > 0
 
 
