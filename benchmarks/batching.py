@@ -19,7 +19,7 @@ from benchmarks.common import Goal, Result, representative, training_reviews
 from helpers.batching import length_grouped_batches, padding_efficiency, random_batches
 from helpers.classification import BertForReviewClassification, classification_loss
 from helpers.models import load_pretrained
-from helpers.training import TrainConfig, Trainer
+from helpers.training import TrainConfig, TrainingLoop
 
 SIZES = {"full": {"reviews": None, "steps": 8, "max_length": 512},
          "smallest": {"reviews": 64, "steps": 1, "max_length": 256}}
@@ -41,7 +41,7 @@ def run(size: str = "full") -> Result:
     precision = profile.precision
     model = load_pretrained(BertForReviewClassification, profile, num_labels=2)
     config = TrainConfig(steps=10**6, learning_rate=profile.learning_rate, precision=precision)
-    trainers = {name: Trainer(copy.deepcopy(model), classification_loss, config) for name in kinds}
+    trainers = {name: TrainingLoop(copy.deepcopy(model), classification_loss, config) for name in kinds}
     chosen = {name: representative(batches, lengths, settings["steps"], pad_to)
               for name, (batches, pad_to) in kinds.items()}
 

@@ -19,7 +19,7 @@ from helpers.classification import BertForReviewClassification, classification_l
 from helpers.measure import PEAK_TFLOPS, training_flops_per_token
 from helpers.models import load_pretrained
 from helpers.profile import PROFILES
-from helpers.training import TrainConfig, Trainer
+from helpers.training import TrainConfig, TrainingLoop
 
 SIZES = {"full": {"reviews": None, "steps": 8, "max_length": 512},
          "smallest": {"reviews": 48, "steps": 1, "max_length": 64}}
@@ -57,7 +57,8 @@ def run(size: str = "full") -> Result:
     # the cpu model, measured: a few length-grouped training steps of 16 reviews
     model = load_pretrained(BertForReviewClassification, profile, num_labels=2)
     precision = profile.precision
-    trainer = Trainer(model, classification_loss, TrainConfig(steps=10**6, learning_rate=1e-4, precision=precision))
+    config = TrainConfig(steps=10**6, learning_rate=1e-4, precision=precision)
+    trainer = TrainingLoop(model, classification_loss, config)
     chosen = representative(length_grouped_batches(lengths, 16, seed=0), lengths, settings["steps"])
     seconds, tokens = timed_train_steps(trainer, [reviews.batch(rows) for rows in chosen])
     config = model.config

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import MissingNotebookModel, Result, paired_points
-from helpers.baseline import tfidf_baseline
+from helpers.baseline import full_train_baseline, tfidf_baseline
 from helpers.classification import encode, predict_probabilities, train_short_classifier
 from helpers.data import balanced_sample, load_reviews, validation_split
 from helpers.models import classifier_dir, save_atomically
@@ -78,14 +78,11 @@ def run(size: str = "full", folder: Path | None = None) -> Result:
     in_notebook = np.array([row in notebook_rows for row in test["row"]])
 
     same, _ = tfidf_baseline(fit["text"], fit["label"], validation["text"], validation["label"])
-    held_out = set(validation["text"])
     full_train = splits["train"]
     if settings["full_train"]:
         full_train = balanced_sample(full_train, settings["full_train"], profile.seed)
-    keep = [i for i, text in enumerate(full_train["text"]) if text not in held_out]
-    full_train = full_train.select(keep)
-    full, _ = tfidf_baseline(full_train["text"], full_train["label"], validation["text"], validation["label"],
-                             grid=(10.0, 30.0, 100.0))  # notebook 04's grid for this baseline
+    full, full_train_size = full_train_baseline(full_train["text"], full_train["label"], validation["text"],
+                                                validation["label"])  # notebook 04's anchor
     try:
         model, tokenizer = load_classifier(folder)
         model.set_attn_implementation(profile.attention_kernel)
@@ -96,7 +93,7 @@ def run(size: str = "full", folder: Path | None = None) -> Result:
             shutil.rmtree(stand_in.parent, ignore_errors=True)
     right = {"classifier": predicted_labels(probabilities) == test_labels,
              f"TF-IDF, the same {len(fit):,} training reviews": same.predict(test_texts) == test_labels,
-             f"TF-IDF, {len(full_train):,} training reviews": full.predict(test_texts) == test_labels}
+             f"TF-IDF, {full_train_size:,} training reviews": full.predict(test_texts) == test_labels}
 
     n, rows = len(test_labels), []
     for name, correct in right.items():

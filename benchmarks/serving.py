@@ -41,7 +41,8 @@ def run(size: str = "full") -> Result:
         max_length, origin = profile.max_length, f"notebook 04's classifier ({profile.max_length} tokens)"
     else:
         max_length = settings["train_max_length"]
-        model, tokenizer = train_short_classifier(profile, splits["train"], max_length, settings.get("train_steps"))
+        model, tokenizer = train_short_classifier(profile, splits["train"], max_length=max_length,
+                                                  steps=settings.get("train_steps"))
         how_long = "a few steps" if "train_steps" in settings else "1 epoch"
         origin = f"no saved classifier: fine-tuned here for {how_long} at {max_length} tokens"
     int8_model = quantize_int8(model)

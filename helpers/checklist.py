@@ -15,6 +15,7 @@ import numpy as np
 from helpers.stats import predicted_labels
 
 Predict = Callable[[list[str]], np.ndarray]  # texts -> P(positive) of each
+TEST_TYPES = {"label": "MFT", "invariance": "INV", "direction": "DIR"}  # CheckList's names for the three kinds
 
 
 def with_typos(text: str, seed: int, words: int = 3) -> str:
@@ -39,20 +40,32 @@ def fill(template: str, **choices: Sequence[str]) -> list[str]:
 class Check:
     """One behaviour test and its cases.
 
-    kind "label": each case is (text, expected label); it fails when the prediction differs.
-    kind "invariance": each case is a list of texts that must all get one label; it fails when they do not.
-    kind "direction": each case is (text, edited text); it fails when P(positive) does not fall.
+    kind "label" (a minimum functionality test, MFT): each case is (text, expected label); it fails
+    when the prediction differs.
+    kind "invariance" (INV): each case is a list of texts that must all get one label; it fails when they do not.
+    kind "direction" (DIR): each case is (text, edited text), and the edit should lower P(positive);
+    it fails when P(positive) rises by more than `tolerance` instead (0.1, as in Ribeiro et al.'s
+    sentiment tests: a tie, or a move too small to mean anything, is not a failure).
     """
 
     name: str
     kind: str
     cases: list
+    tolerance: float = 0.1
+
+    @property
+    def test_type(self) -> str:
+        """Return CheckList's name for the kind of test: MFT, INV or DIR."""
+        return TEST_TYPES[self.kind]
 
     def __post_init__(self) -> None:
         if self.kind not in ("label", "invariance", "direction"):
             raise ValueError(f"Unknown kind of check {self.kind!r}: use 'label', 'invariance' or 'direction'.")
         if not self.cases:
             raise ValueError(f"The check {self.name!r} has no cases.")
+        if not 0 <= self.tolerance < 1:
+            raise ValueError(f"A direction test's tolerance is a change of P(positive) in [0, 1), "
+                             f"not {self.tolerance}.")
 
 
 def failures(check: Check, predict: Predict) -> np.ndarray:
@@ -66,10 +79,17 @@ def failures(check: Check, predict: Predict) -> np.ndarray:
         ends = np.cumsum([len(group) for group in check.cases])
         return np.array([len(set(part.tolist())) > 1 for part in np.split(labels, ends[:-1])])
     before, after = zip(*check.cases)
-    return predict(list(after)) >= predict(list(before))
+    return predict(list(after)) - predict(list(before)) > check.tolerance
+
+
+def failure_counts(checks: Sequence[Check], models: dict[str, Predict]) -> dict[str, dict[str, int]]:
+    """Return {check name: {model name: cases failed}} (each check has len(check.cases) cases)."""
+    return {check.name: {name: int(failures(check, predict).sum()) for name, predict in models.items()}
+            for check in checks}
 
 
 def failure_rates(checks: Sequence[Check], models: dict[str, Predict]) -> dict[str, dict[str, float]]:
     """Return {check name: {model name: share of cases failed}}."""
-    return {check.name: {name: float(failures(check, predict).mean()) for name, predict in models.items()}
+    counts = failure_counts(checks, models)
+    return {check.name: {name: failed / len(check.cases) for name, failed in counts[check.name].items()}
             for check in checks}

@@ -13,14 +13,16 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers import BertForSequenceClassification
+from transformers import AutoTokenizer, BertForSequenceClassification
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from helpers.batching import Batch, pad_batch, training_batches
+from helpers.data import LABEL_NAMES
 from helpers.device import autocast, free_memory
+from helpers.models import check_model_folder, load_pretrained
 from helpers.stats import predicted_labels
 from helpers.tokenization import encode_head_tail
-from helpers.training import TrainConfig, Trainer
+from helpers.training import TrainConfig, TrainingLoop
 
 MAX_CHARACTERS = 100_000  # a review longer than this is refused; the longest of IMDB's 50,000 has 13,704
 
@@ -60,8 +62,6 @@ class BertForReviewClassification(BertForSequenceClassification):
 
 def classifier_options(profile) -> dict:
     """Return the `from_pretrained` options of notebook 04's classifier: label names, dropout, attention kernel."""
-    from helpers.data import LABEL_NAMES
-
     return {"num_labels": 2, "id2label": dict(enumerate(LABEL_NAMES)),
             "label2id": {name: i for i, name in enumerate(LABEL_NAMES)},
             "hidden_dropout_prob": profile.dropout, "attention_probs_dropout_prob": profile.attention_dropout,
@@ -73,8 +73,6 @@ def new_classifier(profile, encoder: str | Path = "base", seed: int | None = Non
 
     With `profile.freeze_word_embeddings` the token embeddings are left out of training.
     """
-    from helpers.models import check_model_folder, load_pretrained
-
     torch.manual_seed(profile.seed if seed is None else seed)  # the head's initial weights
     if encoder == "base":
         model = load_pretrained(BertForReviewClassification, profile, **classifier_options(profile))
@@ -170,21 +168,17 @@ def fine_tune(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Sequen
     config = TrainConfig(steps=steps, learning_rate=profile.learning_rate, precision=profile.precision, seed=seed,
                          log_every=max(1, steps // 20), checkpoint_every=max(1, steps // 4) if checkpoint_dir else 0,
                          eval_every=max(1, steps // 4) if evaluate else 0)
-    trainer = Trainer(model, loss, config, checkpoint_dir=checkpoint_dir, identity=identity)
+    trainer = TrainingLoop(model, loss, config, checkpoint_dir=checkpoint_dir, identity=identity)
     history = trainer.fit(training_batches(encoded, list(labels), profile.batch_size, pad_id, seed=seed),
                           evaluate=evaluate, on_log=on_log)
     return trainer.accelerator.unwrap_model(trainer.model), history
 
 
-def train_short_classifier(profile, train, max_length: int = 256, steps: int | None = None):
+def train_short_classifier(profile, train, *, max_length: int, steps: int | None = None):
     """Fine-tune the profile's model for one epoch over `train` (or `steps`) at `max_length` tokens.
 
     Return (model on the CPU, tokenizer): a stand-in where notebook 04's classifier is missing.
     """
-    from transformers import AutoTokenizer
-
-    from helpers.models import load_pretrained
-
     tokenizer = load_pretrained(AutoTokenizer, profile)
     encoded = encode(tokenizer, train["text"], max_length)
     model, _ = fine_tune(new_classifier(profile), encoded, train["label"], tokenizer.pad_token_id, profile,

@@ -65,7 +65,7 @@ def misplaced(namespace: dict, device: torch.device | str) -> list[str]:
     """Return `name (device)` for every model and tensor in `namespace` that is not on `device`'s type.
 
     The gpu smoke run prints this for each notebook's globals: on a GPU it names what a notebook left
-    on the CPU beside a model that a Trainer moved to CUDA (on a CPU everything is on the CPU).
+    on the CPU beside a model that a TrainingLoop moved to CUDA (on a CPU everything is on the CPU).
     """
     wanted = torch.device(device).type
     found = []

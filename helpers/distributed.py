@@ -1,10 +1,11 @@
 """Data-parallel training with Hugging Face Accelerate: the same function on one process or many.
 
 Introduced in notebook 05. `train_replica` is what every process runs: it builds notebook 04's
-classifier and trains it with `helpers.training.Trainer`, which keeps this process's rows of each
-global batch and lets PyTorch DDP average the gradients across processes. The main process then
-saves the weights and the history in one atomic file. `launch` starts it with `accelerate launch`
-in fresh processes, from a notebook or a script; from a shell it is
+classifier with `helpers.classification.new_classifier` and trains it with
+`helpers.training.TrainingLoop`, which keeps this process's rows of each global batch and lets
+PyTorch DDP average the gradients across processes. The main process then saves the weights and
+the history in one atomic file. `launch` starts it with `accelerate launch` in fresh processes,
+from a notebook or a script; from a shell it is
 
     accelerate launch --multi_gpu --num_processes 2 -m helpers.distributed --out replica.pt
 
@@ -32,13 +33,14 @@ from datasets import Dataset
 from transformers import AutoTokenizer
 
 from helpers.batching import training_batches
-from helpers.classification import BertForReviewClassification, classification_loss, encode
+from helpers.checkpoints import atomic_save
+from helpers.classification import BertForReviewClassification, classification_loss, encode, new_classifier
 from helpers.data import balanced_sample, load_reviews
 from helpers.device import pick_device
 from helpers.models import load_pretrained
-from helpers.profile import get_profile
+from helpers.profile import Profile, get_profile
 from helpers.session import quiet_libraries
-from helpers.training import TrainConfig, Trainer, atomic_save
+from helpers.training import TrainConfig, TrainingLoop
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class ReplicaRun:
     reviews: int = 192  # training reviews used (a stratified sample of the profile's train split)
     learning_rate: float = 1e-4
     precision: str = "fp32"
-    dropout: bool = False  # off for the equality check: each process would draw its own dropout masks
+    dropout: bool = False  # the profile's dropout; off for the equality check: each process would draw its own masks
     seed: int = 0
     cpu: bool = False  # CPU processes talking through gloo even where there are GPUs
     # The profile every process runs, kernel and launched alike. The cpu profile's small model by
@@ -66,6 +68,17 @@ def replica_reviews(train: Dataset, run: ReplicaRun) -> Dataset:
     return balanced_sample(train, run.reviews, run.seed)
 
 
+def replica_model(run: ReplicaRun, profile: Profile) -> BertForReviewClassification:
+    """Return the classifier every process starts from: notebook 04's (`new_classifier`), without dropout unless asked.
+
+    The same head in every process (drawn with `run.seed`), the profile's attention kernel, and its
+    word embeddings frozen where the profile freezes them.
+    """
+    if not run.dropout:
+        profile = dataclasses.replace(profile, dropout=0.0, attention_dropout=0.0)
+    return new_classifier(profile, seed=run.seed)
+
+
 def train_replica(run: ReplicaRun, out: str | os.PathLike) -> None:
     """Train on this process's share of each batch; the main process writes weights and history to `out`."""
     profile = get_profile(run.profile)  # named, not guessed: a launched process sees no GPU (CUDA_VISIBLE_DEVICES="")
@@ -77,12 +90,10 @@ def train_replica(run: ReplicaRun, out: str | os.PathLike) -> None:
         reviews = replica_reviews(load_reviews(profile)["train"], run)
         tokenizer = load_pretrained(AutoTokenizer, profile)
         encoded = encode(tokenizer, reviews["text"], run.max_length)
-        dropout = {} if run.dropout else {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-        torch.manual_seed(run.seed)  # the same new classifier head in every process
-        model = load_pretrained(BertForReviewClassification, profile, num_labels=2, **dropout)
+        model = replica_model(run, profile)
         config = TrainConfig(steps=run.steps, learning_rate=run.learning_rate, precision=run.precision,
                              accumulation=run.accumulation, seed=run.seed, log_every=1)
-        trainer = Trainer(model, classification_loss, config, accelerator=accelerator)
+        trainer = TrainingLoop(model, classification_loss, config, accelerator=accelerator)
         batches = training_batches(encoded, reviews["label"], run.batch_size, tokenizer.pad_token_id, run.seed)
         history = trainer.fit(batches)
         if accelerator.is_main_process:

@@ -1,7 +1,8 @@
-"""Which tokens made the classifier decide? Integrated gradients, attention received, deletion curves.
+"""Which tokens made the classifier decide? Integrated gradients, gradient x input, attention, deletion curves.
 
 Introduced in notebook 06, which writes integrated gradients out in a few lines and checks them
-against Captum before using `integrated_gradients` here on many reviews.
+against Captum before using `integrated_gradients` here on many reviews; notebook 04 writes
+gradient x input out.
 """
 
 from __future__ import annotations
@@ -47,9 +48,18 @@ def integrated_gradients(model: nn.Module, ids: Sequence[int], baseline_id: int,
     return attributions.cpu().numpy(), float(change[1] - change[0])
 
 
+def gradient_x_input(model: nn.Module, ids: Sequence[int]) -> np.ndarray:
+    """Return each token's gradient x input on the logit margin (notebook 04's attribution): one backward pass."""
+    model.eval()
+    embed = model.bert.embeddings.word_embeddings
+    vectors = embed(torch.tensor([list(ids)], device=embed.weight.device)).detach().requires_grad_()  # (1, T, d)
+    gradient = torch.autograd.grad(logit_margin(model, vectors).sum(), vectors)[0]
+    return (gradient * vectors).sum(dim=-1)[0].detach().float().cpu().numpy()
+
+
 @torch.no_grad()
-def attention_received(model: nn.Module, ids: Sequence[int]) -> np.ndarray:
-    """Return the attention each token receives in the last layer, averaged over heads and query tokens.
+def attention_maps(model: nn.Module, ids: Sequence[int]) -> torch.Tensor:
+    """Return every layer's attention weights for one review, averaged over heads: (layers, T, T), rows sum to 1.
 
     Needs the eager attention kernel (SDPA returns no weights): `model.set_attn_implementation("eager")`.
     """
@@ -58,7 +68,27 @@ def attention_received(model: nn.Module, ids: Sequence[int]) -> np.ndarray:
     attentions = model(input_ids=torch.tensor([list(ids)], device=device), output_attentions=True).attentions
     if not attentions or attentions[-1] is None:
         raise ValueError("The model returned no attention weights: load it with attn_implementation='eager'.")
-    return attentions[-1][0].float().mean(dim=(0, 1)).cpu().numpy()  # (H, T, T) -> (T,): mean over heads, queries
+    return torch.stack([layer[0].float().mean(dim=0) for layer in attentions]).cpu()  # each (H, T, T) -> (T, T)
+
+
+def attention_received(model: nn.Module, ids: Sequence[int]) -> np.ndarray:
+    """Return the attention each token receives in the last layer, averaged over heads and query tokens."""
+    return attention_maps(model, ids)[-1].mean(dim=0).numpy()  # (T, T) -> (T,): mean over the queries
+
+
+def attention_rollout(model: nn.Module, ids: Sequence[int]) -> np.ndarray:
+    """Return the attention each token receives rolled out over all layers, averaged over query tokens.
+
+    Abnar & Zuidema (2020): each layer's head-averaged weights are mixed half and half with the
+    identity (the residual connection passes each token on), and the layers' matrices multiplied,
+    first layer rightmost, so that row i says how much of token i's final vector came from each input token.
+    """
+    maps = attention_maps(model, ids)
+    identity = torch.eye(maps.shape[-1])
+    rolled = identity
+    for layer in maps:
+        rolled = (0.5 * layer + 0.5 * identity) @ rolled
+    return rolled.mean(dim=0).numpy()
 
 
 def ranking(scores: np.ndarray) -> np.ndarray:

@@ -60,7 +60,7 @@ def show_heatmaps(
 
 
 class LiveCurve:
-    """Draw training curves from a Trainer's history, redrawn in place each time it is called.
+    """Draw training curves from a TrainingLoop's history, redrawn in place each time it is called.
 
     In a notebook the figure is one output updated as training goes (the stored notebook keeps
     the last drawing); elsewhere it is drawn once per call and closed.
@@ -147,4 +147,35 @@ def show_token_colours(rows: Sequence[tuple[str, Sequence[str], Sequence[float],
         ax.axis("off")
         if colour_bar:
             fig.colorbar(mpl.cm.ScalarMappable(norm, colours), ax=ax, shrink=0.9, pad=0.01)
+    return fig
+
+
+def draw_encoder_block(layers: int, heads: int, d_model: int, d_ff: int) -> Figure:
+    """Draw BERT's encoder: the three embeddings summed and normalised, then `layers` identical blocks of
+    self-attention and a feed-forward layer, each wrapped in a residual connection and a LayerNorm."""
+    fig, axis = plt.subplots(figsize=(6.4, 7.2), layout="constrained")
+    axis.set(xlim=(0, 10), ylim=(0, 15.2))
+    axis.axis("off")
+    boxes = [  # (y of the box's centre, text, colour), from the input up
+        (0.7, "token ids  [CLS] the film was great [SEP]", "#f0f0f0"),
+        (2.3, "token + position + type embeddings (added)", "#d9e8f5"),
+        (3.7, "LayerNorm", "#f5e6c8"),
+        (5.7, f"multi-head self-attention ({heads} heads)", "#f7d4d4"),
+        (7.2, "add the residual, LayerNorm", "#f5e6c8"),
+        (9.2, f"feed-forward {d_model} -> {d_ff} -> {d_model}, GELU", "#d8f0d8"),
+        (10.7, "add the residual, LayerNorm", "#f5e6c8"),
+        (13.2, f"one vector of {d_model} numbers per token", "#f0f0f0"),
+    ]
+    for y, text, colour in boxes:
+        axis.add_patch(plt.Rectangle((1.5, y - 0.45), 6.2, 0.9, facecolor=colour, edgecolor="black", linewidth=0.8))
+        axis.text(4.6, y, text, ha="center", va="center", fontsize=9)
+    for (y0, *_), (y1, *_) in zip(boxes, boxes[1:]):  # the main path, bottom to top
+        axis.annotate("", xy=(4.6, y1 - 0.45), xytext=(4.6, y0 + 0.45), arrowprops={"arrowstyle": "->"})
+    for start, end in ((4.45, 7.2), (7.9, 10.7)):  # the residual connections skip around each sublayer
+        axis.annotate("", xy=(7.7, end), xytext=(7.7, start),
+                      arrowprops={"arrowstyle": "->", "connectionstyle": "bar,fraction=0.25", "color": "tab:blue"})
+    axis.text(9.6, 7.7, "residual\nconnections", ha="right", va="center", fontsize=8, color="tab:blue")
+    axis.add_patch(plt.Rectangle((0.9, 4.6), 7.9, 6.85, fill=False, linestyle="--", edgecolor="grey"))
+    axis.text(0.7, 8.0, f"x {layers} layers", rotation=90, ha="center", va="center", fontsize=10, color="grey")
+    axis.set_title("The BERT encoder: where each part sits", fontsize=11)
     return fig

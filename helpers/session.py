@@ -56,7 +56,7 @@ class Session:
     def place(self, thing: T) -> T:
         """Return a model, tensor or dict of tensors on the session's device: the one place that puts them there.
 
-        Helpers that train (Trainer, Accelerate) move their model to this device; a model a notebook
+        Helpers that train (TrainingLoop, Accelerate) move their model to this device; a model a notebook
         builds beside them must go there too, or a GPU run mixes devices where a CPU run cannot.
         """
         if isinstance(thing, Mapping):  # a dict of tensors, or a tokenizer's BatchEncoding

@@ -1,7 +1,9 @@
 """How sure is a comparison? Intervals of an accuracy, McNemar's paired test, and summaries over seeds.
 
 Introduced in notebook 04 (one run against a baseline on the same reviews); `benchmarks/seeds.py`
-repeats the training over several seeds and summarises the runs with `over_seeds`.
+repeats the training over several seeds and summarises the runs with `over_seeds`. Notebook 06
+adds Wilson's interval of a proportion (behaviour tests of 20 to 100 cases) and a bootstrap
+interval of any statistic (its calibration error).
 """
 
 from __future__ import annotations
@@ -69,3 +71,30 @@ def over_seeds(a: Sequence[float], b: Sequence[float]) -> dict:
             "std_b": float(b.std(ddof=1)), "mean_difference": float(difference.mean()),
             "interval": (float(difference.mean() - half_width), float(difference.mean() + half_width)),
             "paired_t_p": p, "a_wins": int(np.sum(difference > 0)), "n": len(a)}
+
+
+def wilson_interval(successes: int, n: int) -> tuple[float, float]:
+    """Return Wilson's 95 % interval of a proportion `successes / n`: unlike the normal one, sound at 0 of 20."""
+    if n < 1 or not 0 <= successes <= n:
+        raise ValueError(f"Need 0 <= successes <= n and n >= 1 (got {successes} of {n}).")
+    z, share = 1.96, successes / n
+    centre = (share + z**2 / (2 * n)) / (1 + z**2 / n)
+    half = z / (1 + z**2 / n) * math.sqrt(share * (1 - share) / n + z**2 / (4 * n**2))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def bootstrap_interval(statistic, *columns: Sequence, resamples: int = 1_000, seed: int = 0) -> tuple[float, float]:
+    """Return the 95 % percentile-bootstrap interval of `statistic(*columns)`, resampling the rows together.
+
+    Each resample draws as many rows as there are, with replacement, the same rows from every
+    column: pass two models' outputs on the same reviews to get a paired interval.
+    """
+    columns = [np.asarray(column) for column in columns]
+    n = len(columns[0])
+    if n < 2 or any(len(column) != n for column in columns):
+        raise ValueError(f"Need columns of one length, at least 2 rows (got {[len(c) for c in columns]}).")
+    generator = np.random.default_rng(seed)
+    found = [statistic(*(column[rows] for column in columns))
+             for rows in generator.integers(0, n, size=(resamples, n))]
+    low, high = np.percentile(found, [2.5, 97.5])
+    return float(low), float(high)

@@ -11,20 +11,18 @@ when a micro-batch runs out of memory the step is retried with twice as many, ha
 the optimizer still sees the same batch (on a single process: with several, each would back off
 on its own and they would fall out of step, so it stops with the setting to use instead). Only the
 latest checkpoint is kept, and it is removed when the run finishes (bert-base with AdamW's state
-is about 1.3 GB: several would fill a 15 GB Google Drive). Before a step draws its batch the
-random generators are seeded from (seed, step): masks and dropout are
-the same whether or not the run was resumed.
+is about 1.3 GB: several would fill a 15 GB Google Drive; helpers.checkpoints writes, checks and
+removes it). Before a step draws its batch the random generators are seeded from (seed, step):
+masks and dropout are the same whether or not the run was resumed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import itertools
 import json
 import math
-import pickle
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -36,10 +34,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from helpers.batching import Batch
+from helpers.checkpoints import load_checkpoint, model_identity, remove_checkpoint, save_checkpoint
 from helpers.device import PRECISIONS, autocast, free_memory
-from helpers.files import atomic_path
-
-CHECKPOINT = "checkpoint.pt"
 
 
 @dataclass(frozen=True)
@@ -98,40 +94,6 @@ def step_seed(seed: int, step: int) -> int:
     return seed * 1_000_003 + step
 
 
-def atomic_save(obj: object, path: Path) -> None:
-    """Write `obj` with torch.save so that a crash never leaves half a file (see helpers.files)."""
-    with atomic_path(path) as partial:
-        torch.save(obj, partial)
-
-
-def data_fingerprint(*columns: object) -> str:
-    """Return a short digest of the training data (token ids, labels): a checkpoint of other data is not resumed."""
-    digest = hashlib.sha256()
-    for column in columns:
-        digest.update(json.dumps(column, separators=(",", ":"), default=str).encode())
-    return digest.hexdigest()[:16]
-
-
-def model_identity(model: nn.Module) -> dict:
-    """Return what identifies the model a run starts from: its class, its configuration and where it came from.
-
-    For a model loaded from a local folder, the weights file's size and modification time stand for
-    its contents (a re-run of notebook 03 rewrites the adapted encoder, and 04 must not resume the old one).
-    """
-    model = getattr(model, "module", model)  # DDP wraps it
-    identity = {"class": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters())}
-    config = getattr(model, "config", None)
-    if config is not None:
-        settings = {k: v for k, v in config.to_dict().items() if k not in ("transformers_version", "_name_or_path")}
-        identity["config"] = data_fingerprint(settings)
-        source = str(getattr(config, "_name_or_path", "") or "")
-        identity["source"] = source
-        weights = Path(source) / "model.safetensors"
-        if source and weights.is_file():
-            identity["weights_file"] = (weights.stat().st_size, weights.stat().st_mtime_ns)
-    return identity
-
-
 def count_tokens(batch: Batch) -> int:
     """Return the real tokens of a batch: its attention mask's ones, else all input ids, else 0."""
     if "attention_mask" in batch:
@@ -161,14 +123,14 @@ def _batches_from(batches: Callable[[int], Iterable[Batch]], epoch: int, skip: i
         epoch, skip = epoch + 1, 0
 
 
-class Trainer:
+class TrainingLoop:
     """Train `model` on `batches(epoch)` by minimising `loss_fn(model, batch)`, with checkpoints.
 
     A batch is a dict of tensors that share their first dimension (rows); any keys will do.
     Throughput counts tokens where the batch has an `attention_mask` (or `input_ids`), else rows only.
-    A checkpoint is resumed only by a run with the same `config`, the same starting model (see
-    `model_identity`) and the same `identity`: pass what else determines the result, such as
-    `{"data": data_fingerprint(token_ids, labels), "max_length": 512, "revision": ...}`.
+    A checkpoint (see helpers.checkpoints) is resumed only by a run with the same `config`, the same
+    starting model (`model_identity`) and the same `identity`: pass what else determines the result,
+    such as `{"data": data_fingerprint(token_ids, labels), "max_length": 512, "revision": ...}`.
     """
 
     def __init__(
@@ -211,56 +173,23 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "history": self.history,
         }
-        atomic_save(state, self.checkpoint_dir / CHECKPOINT)
+        save_checkpoint(self.checkpoint_dir, state)
 
     def load_checkpoint(self) -> bool:
         """Resume from the checkpoint of an equal run if one exists; return whether it did."""
-        path = self.checkpoint_dir / CHECKPOINT if self.checkpoint_dir else None
-        if path is not None and self.checkpoint_dir.exists() and not self.checkpoint_dir.is_dir():
-            raise NotADirectoryError(f"{self.checkpoint_dir} is a file, where training keeps its checkpoint folder: "
-                                     "move it away (or set TUTORIAL_WORKDIR to another folder).")
-        if path is None or not path.exists():
+        if self.checkpoint_dir is None:
             return False
-        if not path.is_file():  # a folder or a named pipe: torch.load would fail, or wait forever
-            raise ValueError(f"{path} is not a regular file (a folder or a pipe?): remove it; training writes its "
-                             "checkpoint there.")
-        try:  # weights_only: a checkpoint file cannot run code when it is loaded
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as error:
-            print(f"Ignoring {path}: it cannot be read ({type(error).__name__}; a damaged or foreign file). "
-                  "Training starts from step 0 and replaces it.")
+        model = self.accelerator.unwrap_model(self.model)
+        state = load_checkpoint(self.checkpoint_dir, self.fingerprint, model)
+        if state is None:
             return False
-        stored = state.get("fingerprint") if isinstance(state, dict) else None
-        if stored != self.fingerprint:
-            stored = stored if isinstance(stored, dict) else {}
-            differs = [key for key, value in self.fingerprint.items() if stored.get(key) != value]
-            print(f"Ignoring {path}: it belongs to a run with other settings ({', '.join(differs) or 'format'}). "
-                  "Training starts from step 0 and replaces it.")
-            return False
-        problem = self._checkpoint_problem(state)  # checked before anything is loaded: no half-loaded model
-        if problem:
-            print(f"Ignoring {path}: {problem}. Training starts from step 0 and replaces it.")
-            return False
-        self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
+        model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.schedule.load_state_dict(state["schedule"])
         self.scaler.load_state_dict(state["scaler"])
         self.step, self.epoch, self.batch_index, self.accumulation = state["position"]
         self.history = state["history"]
         return True
-
-    def _checkpoint_problem(self, state: dict) -> str | None:
-        """Return what makes a checkpoint of this run unusable (missing parts, other weights, NaN), or None."""
-        parts = ("position", "model", "optimizer", "schedule", "scaler", "history")
-        missing = [key for key in parts if key not in state]
-        if missing:
-            return f"it lacks its {', '.join(missing)}"
-        weights, expected = state["model"], self.accelerator.unwrap_model(self.model).state_dict()
-        if not isinstance(weights, dict) or weights.keys() != expected.keys():
-            return "its weights are not this model's"
-        if any(v.is_floating_point() and not torch.isfinite(v).all() for v in weights.values()):
-            return "its weights hold NaN or infinite values"
-        return None
 
     # --- one optimizer step ------------------------------------------------------------------
     def _local_share(self, batch: Batch) -> Batch:
@@ -354,12 +283,7 @@ class Trainer:
         """Delete this run's checkpoint (and a half-written one); return the bytes freed."""
         if self.checkpoint_dir is None or not self.accelerator.is_main_process:
             return 0
-        freed = 0
-        for path in [self.checkpoint_dir / CHECKPOINT, *self.checkpoint_dir.glob(CHECKPOINT + ".*.partial")]:
-            if path.exists():  # a partial file is what a process killed while writing left behind
-                freed += path.stat().st_size
-                path.unlink()
-        return freed
+        return remove_checkpoint(self.checkpoint_dir)
 
     # --- the loop ----------------------------------------------------------------------------
     def fit(

@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from helpers.attention import MultiHeadAttention, attention, causal_mask, padding_mask
+from helpers.plotting import draw_encoder_block
 
 NOTEBOOK = notebook_definitions("01_attention.ipynb", ["attention", "MultiHeadAttention"])
 
@@ -76,3 +77,16 @@ def test_multi_head_attention_equals_the_notebook_and_torch():
 def test_heads_must_divide_the_width():
     with pytest.raises(ValueError, match="d_model=30 is not divisible by n_heads=4"):
         MultiHeadAttention(30, 4)
+
+
+def test_the_encoder_block_figure_draws_every_part_with_the_models_sizes():
+    import matplotlib.pyplot as plt
+
+    figure = draw_encoder_block(layers=6, heads=12, d_model=384, d_ff=1536)
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    for part in ("token + position + type embeddings (added)", "multi-head self-attention (12 heads)",
+                 "feed-forward 384 -> 1536 -> 384, GELU", "x 6 layers", "one vector of 384 numbers per token"):
+        assert part in texts
+    assert texts.count("add the residual, LayerNorm") == 2  # one after each sublayer
+    assert len(figure.axes[0].patches) == 9  # eight boxes and the frame of the repeated layer
+    plt.close(figure)

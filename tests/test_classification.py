@@ -19,7 +19,7 @@ from helpers.classification import (
 )
 from helpers.models import minilm_path, save_atomically
 from helpers.profile import get_profile
-from helpers.training import TrainConfig, Trainer
+from helpers.training import TrainConfig, TrainingLoop
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_training_batches_cover_every_review_once_per_epoch(tokenizer):
 def test_resumed_classifier_training_matches_an_unbroken_one(tokenizer, tmp_path):
     batches = training_batches(encode(tokenizer, REVIEWS, max_length=32), LABELS, 4, tokenizer.pad_token_id, seed=1)
     config = TrainConfig(steps=10, learning_rate=1e-3, log_every=1, checkpoint_every=3)  # 6 batches per epoch
-    unbroken = Trainer(tiny_classifier(), classification_loss, config)
+    unbroken = TrainingLoop(tiny_classifier(), classification_loss, config)
     unbroken.fit(batches)
 
     def interrupt(history):
@@ -100,8 +100,9 @@ def test_resumed_classifier_training_matches_an_unbroken_one(tokenizer, tmp_path
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        Trainer(tiny_classifier(), classification_loss, config, checkpoint_dir=tmp_path).fit(batches, on_log=interrupt)
-    resumed = Trainer(tiny_classifier(), classification_loss, config, checkpoint_dir=tmp_path)
+        TrainingLoop(tiny_classifier(), classification_loss, config,
+                     checkpoint_dir=tmp_path).fit(batches, on_log=interrupt)
+    resumed = TrainingLoop(tiny_classifier(), classification_loss, config, checkpoint_dir=tmp_path)
     resumed.fit(batches)  # from the checkpoint at step 6, the start of epoch 1
     for a, b in zip(resumed.model.parameters(), unbroken.model.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)

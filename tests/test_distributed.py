@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -11,21 +12,23 @@ import torch
 from datasets import Dataset
 from torch import nn
 
+from helpers.classification import new_classifier
 from helpers.distributed import (
     ReplicaRun,
     launch,
     launch_command,
     main,
     max_abs_difference,
+    replica_model,
     replica_reviews,
     train_replica,
 )
 from helpers.profile import get_profile
-from helpers.training import TrainConfig, Trainer
+from helpers.training import TrainConfig, TrainingLoop
 
 
 class ShareOfTwo:
-    """The parts of an Accelerator the Trainer uses, as process `rank` of 2 sees them, without DDP."""
+    """The parts of an Accelerator the TrainingLoop uses, as process `rank` of 2 sees them, without DDP."""
 
     num_processes, device, is_main_process = 2, torch.device("cpu"), True
 
@@ -57,7 +60,7 @@ def test_the_shares_of_two_processes_average_to_the_whole_batch_gradient(rows):
     for accelerator in (None, ShareOfTwo(0), ShareOfTwo(1)):
         torch.manual_seed(1)
         model = nn.Linear(4, 1)
-        trainer = Trainer(model, mse_loss, TrainConfig(steps=1, learning_rate=0.1), accelerator=accelerator)
+        trainer = TrainingLoop(model, mse_loss, TrainConfig(steps=1, learning_rate=0.1), accelerator=accelerator)
         trainer._accumulate(batch)
         gradients.append(model.weight.grad.clone())
     whole, rank_0, rank_1 = gradients
@@ -65,7 +68,8 @@ def test_the_shares_of_two_processes_average_to_the_whole_batch_gradient(rows):
 
 
 def test_a_batch_smaller_than_the_number_of_processes_is_a_clear_error():
-    trainer = Trainer(nn.Linear(4, 1), mse_loss, TrainConfig(steps=1, learning_rate=0.1), accelerator=ShareOfTwo(0))
+    config = TrainConfig(steps=1, learning_rate=0.1)
+    trainer = TrainingLoop(nn.Linear(4, 1), mse_loss, config, accelerator=ShareOfTwo(0))
     with pytest.raises(ValueError, match="cannot be shared by 2 processes"):
         trainer._accumulate({"x": torch.randn(1, 4), "y": torch.randn(1, 1)})
 
@@ -75,7 +79,7 @@ def test_out_of_memory_with_several_processes_stops_with_the_setting_to_use():
         raise torch.OutOfMemoryError("CUDA out of memory")
 
     config = TrainConfig(steps=1, learning_rate=0.1)
-    trainer = Trainer(nn.Linear(4, 1), out_of_memory, config, accelerator=ShareOfTwo(1))
+    trainer = TrainingLoop(nn.Linear(4, 1), out_of_memory, config, accelerator=ShareOfTwo(1))
     with pytest.raises(torch.OutOfMemoryError, match="on process 1: .* accumulation=2 in TrainConfig"):
         trainer.train_step({"x": torch.randn(4, 4), "y": torch.randn(4, 1)})
 
@@ -90,6 +94,29 @@ def test_the_replica_trains_on_both_classes_of_a_label_sorted_split():
     sorted_split = Dataset.from_dict({"text": [f"review {i}" for i in range(400)], "label": [0] * 200 + [1] * 200})
     reviews = replica_reviews(sorted_split, ReplicaRun(reviews=48))
     assert len(reviews) == 48 and sum(reviews["label"]) == 24
+
+
+def built_the_same(a: nn.Module, b: nn.Module) -> bool:
+    """Return whether two classifiers have one configuration, attention kernel, trainable set and weights."""
+    trainable = [{n for n, p in m.named_parameters() if p.requires_grad} for m in (a, b)]
+    weights = [m.state_dict() for m in (a, b)]
+    return (a.config.to_dict() == b.config.to_dict() and a.config._attn_implementation == b.config._attn_implementation
+            and trainable[0] == trainable[1] and weights[0].keys() == weights[1].keys()
+            and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0]))
+
+
+def test_the_replica_is_the_classifier_new_classifier_builds(clean_env):
+    cpu = get_profile("cpu")
+    replica = replica_model(ReplicaRun(seed=3), cpu)
+    assert built_the_same(replica, new_classifier(cpu, seed=3)), "the cpu profile trains without dropout anyway"
+    assert not replica.bert.embeddings.word_embeddings.weight.requires_grad, "the profile freezes them"
+    with_dropout = dataclasses.replace(cpu, dropout=0.1, attention_dropout=0.1, freeze_word_embeddings=False)
+    assert built_the_same(replica_model(ReplicaRun(seed=3, dropout=True), with_dropout),
+                          new_classifier(with_dropout, seed=3))
+    without = replica_model(ReplicaRun(seed=3), with_dropout)
+    assert without.config.hidden_dropout_prob == without.config.attention_probs_dropout_prob == 0.0
+    assert built_the_same(without, new_classifier(dataclasses.replace(with_dropout, dropout=0.0,
+                                                                      attention_dropout=0.0), seed=3))
 
 
 def test_the_launch_command_carries_every_setting(tmp_path, monkeypatch):

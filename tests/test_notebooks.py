@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SOURCE_FILES = sorted(SOURCES.glob("[0-9]*.py"))
 # What each notebook's issue asks its SUMMARY line and figures to show.
 REQUIRED = {
-    "01_attention": ({"max_abs_diff_vs_sdpa", "max_abs_diff_vs_model_layer"}, 3),
+    "01_attention": ({"max_abs_diff_vs_sdpa", "max_abs_diff_vs_model_layer", "max_abs_diff_whole_encoder"}, 4),
     "02_tokenization": ({"wordpiece_match_rate", "reviews", "padding_efficiency_512", "fast_vs_scratch_speedup"}, 2),
     "03_mlm_finetuning": ({"perplexity_before", "perplexity_after", "masked_only_step_speedup",
                            "perplexity_head_only", "top1_accuracy", "unigram_top1_accuracy"}, 2),
@@ -24,7 +24,9 @@ REQUIRED = {
     "05_scaling_and_serving": ({"processes", "max_abs_param_diff_vs_single", "accuracy_fp32", "accuracy_int8",
                                 "latency_ms_fp32", "latency_ms_int8"}, 0),
     "06_trust_and_distillation": ({"ig_completeness_error", "deletion_drop_attributed", "deletion_drop_random",
-                                   "checklist_failure_rate", "ece_before", "ece_after", "student_accuracy",
+                                   "deletion_drop_abs_ig", "deletion_drop_grad_x_input", "checklist_failures",
+                                   "ece_before", "ece_after", "ece_before_ci", "ece_after_ci", "student_accuracy",
+                                   "student_labels_only_accuracy", "student_vs_teacher_mcnemar_p",
                                    "student_speedup"}, 4),
 }
 
@@ -131,7 +133,10 @@ def test_the_readme_quotes_the_committed_runs():
     quoted = [f"{s04['accuracy']:.1%}", f"{s04['baseline_accuracy']:.1%}", f"{s04['train_seconds']:.0f} s",
               f"{s05['accuracy_int8']:.1%}", f"{s05['latency_ms_fp32']:.1f} -> {s05['latency_ms_int8']:.1f} ms",
               f"{s06['student_accuracy']:.1%}", f"{s06['ece_before']:.3f} -> {s06['ece_after']:.3f}",
-              f"{s06['deletion_drop_attributed']:.2f}", f"{s06['student_speedup']:.2f}x"]
-    quoted += [f"{rate:.0%}" for rate in s06["checklist_failure_rate"].values()]
+              f"{s06['deletion_drop_attributed']:.2f}", f"{s06['student_speedup']:.2f}x",
+              f"{s06['student_labels_only_accuracy']:.1%}"]
+    # each behaviour test as "name failed-by-transformer/failed-by-TF-IDF of cases"
+    quoted += [f"{name} {c['transformer']}/{c['TF-IDF']} of {c['cases']}"
+               for name, c in s06["checklist_failures"].items()]
     missing = [number for number in quoted if number.replace("%", " %") not in table]
     assert not missing, f"the README's measured figures are not the committed runs': {missing}"

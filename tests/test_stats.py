@@ -11,7 +11,15 @@ from datasets import Dataset
 
 from helpers.baseline import C_GRID, tfidf_baseline
 from helpers.data import validation_split
-from helpers.stats import accuracy_interval, disagreements, mcnemar_p, over_seeds, paired_difference
+from helpers.stats import (
+    accuracy_interval,
+    bootstrap_interval,
+    disagreements,
+    mcnemar_p,
+    over_seeds,
+    paired_difference,
+    wilson_interval,
+)
 
 
 def test_mcnemar_matches_the_binomial_tail_and_the_notebooks_version():
@@ -82,3 +90,24 @@ def test_a_paired_difference_is_narrowed_by_the_items_both_models_agree_on():
     assert paired_difference(a, a) == (0.0, 0.0)
     with pytest.raises(ValueError, match="at least 2"):
         paired_difference(a[:1], b[:1])
+
+
+def test_wilson_interval_stays_sound_at_the_ends_and_matches_the_published_values():
+    assert wilson_interval(0, 20) == pytest.approx((0.0, 0.1611), abs=1e-4)  # Newcombe (1998), 0 of 20
+    low, high = wilson_interval(10, 20)
+    assert (low, high) == pytest.approx((0.2993, 0.7007), abs=1e-4) and low + high == pytest.approx(1.0)
+    assert wilson_interval(20, 20)[1] == 1.0
+    with pytest.raises(ValueError, match="successes"):
+        wilson_interval(3, 2)
+
+
+def test_bootstrap_interval_resamples_rows_together_and_brackets_the_statistic():
+    values = np.arange(200, dtype=float)
+    low, high = bootstrap_interval(np.mean, values, seed=0)
+    # the normal interval's width, within the Monte-Carlo error of 1,000 resamples (a few per cent; 20 % allowed)
+    assert low < values.mean() < high and high - low == pytest.approx(2 * 1.96 * values.std() / np.sqrt(200), rel=0.2)
+    # two identical columns resampled together: their difference is 0 in every resample
+    assert bootstrap_interval(lambda a, b: float(np.mean(a - b)), values, values.copy()) == (0.0, 0.0)
+    assert bootstrap_interval(np.mean, values, seed=1) == bootstrap_interval(np.mean, values, seed=1)
+    with pytest.raises(ValueError, match="one length"):
+        bootstrap_interval(lambda a, b: 0.0, values, values[:10])

@@ -14,9 +14,10 @@ from conftest import StubTokenizer, notebook_definitions, tiny_model
 from torch.utils.data import DataLoader
 from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling
 
+from helpers.checkpoints import CHECKPOINT, data_fingerprint
 from helpers.device import PRECISIONS
 from helpers.mlm import masked_only_loss
-from helpers.training import CHECKPOINT, TrainConfig, Trainer, data_fingerprint, split_batch, warmup_then_decay
+from helpers.training import TrainConfig, TrainingLoop, split_batch, warmup_then_decay
 
 
 def loader_for(epoch: int) -> DataLoader:
@@ -30,7 +31,7 @@ def loader_for(epoch: int) -> DataLoader:
 CONFIG = TrainConfig(steps=9, learning_rate=1e-3, log_every=1, checkpoint_every=2, seed=3)
 
 
-def parameters(trainer: Trainer) -> dict[str, torch.Tensor]:
+def parameters(trainer: TrainingLoop) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in trainer.accelerator.unwrap_model(trainer.model).state_dict().items()}
 
 
@@ -53,20 +54,20 @@ def test_split_batch_keeps_every_row_once():
 
 
 def test_resumed_run_reaches_the_same_parameters_as_an_unbroken_one(tmp_path, capsys):
-    unbroken = Trainer(tiny_model(), masked_only_loss, CONFIG)  # dropout on, masks drawn at collation
+    unbroken = TrainingLoop(tiny_model(), masked_only_loss, CONFIG)  # dropout on, masks drawn at collation
     history = unbroken.fit(loader_for)  # 9 steps of 5 batches: crosses an epoch boundary
 
     def stop_after_five(history: list[dict]) -> None:
         if history[-1]["step"] == 5:
             raise Interrupt  # like a Colab disconnect after step 5; the last checkpoint is at step 4
 
-    broken = Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
+    broken = TrainingLoop(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
     with pytest.raises(Interrupt):
         broken.fit(loader_for, on_log=stop_after_five)
-    probe = Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
+    probe = TrainingLoop(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
     assert probe.load_checkpoint() and (probe.step, probe.batch_index) == (4, 4)
 
-    resumed = Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
+    resumed = TrainingLoop(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
     resumed_history = resumed.fit(loader_for)
     assert [h["step"] for h in resumed_history] == list(range(1, 10))
     assert [h["loss"] for h in resumed_history] == pytest.approx([h["loss"] for h in history], rel=1e-6)
@@ -91,15 +92,15 @@ def stop_at(step: int) -> Callable[[list[dict]], None]:
 def interrupted_run(tmp_path, identity: dict | None = None) -> None:
     """Train to step 3 with checkpoints every 2 steps, then stop as a disconnect would."""
     with pytest.raises(Interrupt):
-        Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path,
-                identity=identity).fit(loader_for, on_log=stop_at(3))
+        TrainingLoop(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path,
+                     identity=identity).fit(loader_for, on_log=stop_at(3))
     assert (tmp_path / CHECKPOINT).exists()
 
 
 def test_a_checkpoint_of_other_settings_is_ignored(tmp_path, capsys):
     interrupted_run(tmp_path)
     other = TrainConfig(**{**CONFIG.__dict__, "learning_rate": 5e-4})
-    trainer = Trainer(tiny_model(), masked_only_loss, other, checkpoint_dir=tmp_path)
+    trainer = TrainingLoop(tiny_model(), masked_only_loss, other, checkpoint_dir=tmp_path)
     assert not trainer.load_checkpoint() and trainer.step == 0
     assert "other settings (config)" in capsys.readouterr().out
 
@@ -109,7 +110,8 @@ def test_a_checkpoint_of_other_data_tokens_or_model_is_not_resumed(tmp_path, cap
     """The README says: shorten max_length and re-run. The old run's checkpoint must not stand in."""
     identity = {"data": data_fingerprint([[1, 2, 3]], [0]), "max_length": 512}
     interrupted_run(tmp_path, identity)
-    assert Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path, identity=identity).load_checkpoint()
+    assert TrainingLoop(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path,
+                        identity=identity).load_checkpoint()
     model = tiny_model()
     if change == "data":
         identity = {**identity, "data": data_fingerprint([[1, 2, 4]], [0])}
@@ -119,7 +121,7 @@ def test_a_checkpoint_of_other_data_tokens_or_model_is_not_resumed(tmp_path, cap
         torch.manual_seed(0)
         model = BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=48, num_hidden_layers=2, num_attention_heads=2,
                                            intermediate_size=64, max_position_embeddings=32))
-    trainer = Trainer(model, masked_only_loss, CONFIG, checkpoint_dir=tmp_path, identity=identity)
+    trainer = TrainingLoop(model, masked_only_loss, CONFIG, checkpoint_dir=tmp_path, identity=identity)
     assert not trainer.load_checkpoint() and trainer.step == 0
     assert f"other settings ({change})" in capsys.readouterr().out
 
@@ -132,14 +134,15 @@ def test_a_checkpoint_from_an_encoder_saved_again_is_not_resumed(tmp_path, capsy
     tiny_model().save_pretrained(encoder)
     checkpoints = tmp_path / "checkpoints"
     with pytest.raises(Interrupt):
-        Trainer(BertForMaskedLM.from_pretrained(encoder), masked_only_loss, CONFIG,
-                checkpoint_dir=checkpoints).fit(loader_for, on_log=stop_at(3))
-    assert Trainer(BertForMaskedLM.from_pretrained(encoder), masked_only_loss, CONFIG,
-                   checkpoint_dir=checkpoints).load_checkpoint(), "the same encoder folder resumes"
+        TrainingLoop(BertForMaskedLM.from_pretrained(encoder), masked_only_loss, CONFIG,
+                     checkpoint_dir=checkpoints).fit(loader_for, on_log=stop_at(3))
+    assert TrainingLoop(BertForMaskedLM.from_pretrained(encoder), masked_only_loss, CONFIG,
+                        checkpoint_dir=checkpoints).load_checkpoint(), "the same encoder folder resumes"
     tiny_model().save_pretrained(encoder)  # notebook 03 again: same configuration, new weights file
     weights = encoder / "model.safetensors"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1_000_000_000))  # a later run
-    trainer = Trainer(BertForMaskedLM.from_pretrained(encoder), masked_only_loss, CONFIG, checkpoint_dir=checkpoints)
+    trainer = TrainingLoop(BertForMaskedLM.from_pretrained(encoder), masked_only_loss, CONFIG,
+                           checkpoint_dir=checkpoints)
     assert not trainer.load_checkpoint() and trainer.step == 0
     assert "other settings (model)" in capsys.readouterr().out
 
@@ -148,10 +151,10 @@ def test_a_damaged_or_foreign_checkpoint_is_ignored_with_a_sentence(tmp_path, ca
     interrupted_run(tmp_path)
     path = tmp_path / CHECKPOINT
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a disk that filled up mid-copy
-    assert not Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path).load_checkpoint()
+    assert not TrainingLoop(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path).load_checkpoint()
     assert "cannot be read" in capsys.readouterr().out
     torch.save({"fingerprint": Interrupt()}, path)  # an arbitrary pickled object: weights_only refuses to run it
-    assert not Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path).load_checkpoint()
+    assert not TrainingLoop(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path).load_checkpoint()
     assert "cannot be read" in capsys.readouterr().out
 
 
@@ -164,14 +167,14 @@ def test_a_run_killed_while_writing_leaves_the_last_checkpoint_whole(tmp_path, m
             handle.write(b"half a checkpoint")
         raise KeyboardInterrupt  # Ctrl-C, or the runtime going away, in the middle of torch.save
 
-    trainer = Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
+    trainer = TrainingLoop(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
     monkeypatch.setattr(torch, "save", dies_half_way)
     with pytest.raises(KeyboardInterrupt):
         trainer.save_checkpoint()
     monkeypatch.undo()
     assert (tmp_path / CHECKPOINT).read_bytes() == before and sorted(tmp_path.iterdir()) == [tmp_path / CHECKPOINT]
     (tmp_path / f"{CHECKPOINT}.999.partial").write_bytes(b"left by a process killed with SIGKILL")
-    resumed = Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
+    resumed = TrainingLoop(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
     resumed.fit(loader_for)
     assert resumed.step == CONFIG.steps and not list(tmp_path.iterdir()), "the finished run cleans up both"
 
@@ -185,7 +188,7 @@ def test_evaluation_runs_every_eval_every_steps_and_at_the_end_outside_the_train
         return {"score": len(calls)}
 
     config = TrainConfig(steps=7, learning_rate=1e-3, log_every=2, eval_every=3, seed=0)
-    trainer = Trainer(tiny_model(), masked_only_loss, config)
+    trainer = TrainingLoop(tiny_model(), masked_only_loss, config)
     start = time.perf_counter()
     history = trainer.fit(loader_for, evaluate=evaluate)
     wall = time.perf_counter() - start
@@ -205,7 +208,7 @@ def test_any_batch_keys_train_and_only_token_batches_report_tokens():
         return torch.nn.functional.mse_loss(model(batch["x"]), batch["y"])
 
     config = TrainConfig(steps=8, learning_rate=0.1, log_every=4, warmup_fraction=0.1)
-    history = Trainer(model, loss_fn, config).fit(lambda epoch: batches)
+    history = TrainingLoop(model, loss_fn, config).fit(lambda epoch: batches)
     assert history[-1]["loss"] < history[0]["loss"] and history[-1]["tokens_per_second"] is None
     assert history[-1]["samples_per_second"] > 0
 
@@ -221,7 +224,7 @@ def test_bf16_autocast_on_a_cpu_in_training_and_in_prediction():
         return masked_only_loss(model, batch)
 
     config = TrainConfig(steps=1, learning_rate=1e-3, precision="bf16")
-    Trainer(tiny_model(), recording_loss, config, accelerator=Accelerator(cpu=True)).fit(loader_for)
+    TrainingLoop(tiny_model(), recording_loss, config, accelerator=Accelerator(cpu=True)).fit(loader_for)
     assert seen == [(True, torch.bfloat16)]
 
     torch.manual_seed(0)
@@ -248,12 +251,12 @@ def test_out_of_memory_halves_the_micro_batch_and_gives_the_same_step(capsys):
         return masked_only_loss(model, batch)
 
     config = TrainConfig(steps=3, learning_rate=1e-3, log_every=1)
-    backing_off = Trainer(tiny_model(), small_memory_loss, config)
+    backing_off = TrainingLoop(tiny_model(), small_memory_loss, config)
     backing_off.fit(loader_for)
     assert backing_off.accumulation == 4  # 8 rows: 1 -> 2 -> 4 micro-batches of 2
     assert capsys.readouterr().out.count("Out of memory") == 2
 
-    planned = Trainer(tiny_model(), masked_only_loss, TrainConfig(**{**config.__dict__, "accumulation": 4}))
+    planned = TrainingLoop(tiny_model(), masked_only_loss, TrainConfig(**{**config.__dict__, "accumulation": 4}))
     planned.fit(loader_for)
     for name, value in parameters(planned).items():
         torch.testing.assert_close(parameters(backing_off)[name], value, msg=name)
@@ -263,7 +266,7 @@ def test_out_of_memory_with_single_rows_says_what_to_change():
     def no_memory_loss(model, batch):
         raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
 
-    trainer = Trainer(tiny_model(), no_memory_loss, TrainConfig(steps=1, learning_rate=1e-3))
+    trainer = TrainingLoop(tiny_model(), no_memory_loss, TrainConfig(steps=1, learning_rate=1e-3))
     with pytest.raises(torch.OutOfMemoryError, match="one sequence per micro-batch"):
         trainer.fit(loader_for)
 
@@ -284,13 +287,13 @@ def test_out_of_memory_frees_the_failed_graph_before_retrying(monkeypatch):
     freed_before_retry = []
     monkeypatch.setattr("helpers.training.free_memory",
                         lambda: (gc.collect(), freed_before_retry.append(all(r() is None for r in alive))))
-    Trainer(tiny_model(), small_memory_loss, TrainConfig(steps=1, learning_rate=1e-3)).fit(loader_for)
+    TrainingLoop(tiny_model(), small_memory_loss, TrainConfig(steps=1, learning_rate=1e-3)).fit(loader_for)
     assert freed_before_retry == [True], "the graph of the failed micro-batch must be gone when memory is freed"
 
 
 @pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\\(\\)` has been overridden")  # the stand-in step
 def test_out_of_memory_in_the_optimizer_step_retries_once_then_says_what_to_do(monkeypatch):
-    trainer = Trainer(tiny_model(), masked_only_loss, TrainConfig(steps=2, learning_rate=1e-3))
+    trainer = TrainingLoop(tiny_model(), masked_only_loss, TrainConfig(steps=2, learning_rate=1e-3))
     real_step, failures = trainer.optimizer.step, []
 
     def first_step_fails(*args, **kwargs):  # AdamW allocating its moments on the first step
@@ -303,14 +306,14 @@ def test_out_of_memory_in_the_optimizer_step_retries_once_then_says_what_to_do(m
     trainer.fit(loader_for)
     assert trainer.step == 2 and failures == [1]
 
-    stuck = Trainer(tiny_model(), masked_only_loss, TrainConfig(steps=1, learning_rate=1e-3))
+    stuck = TrainingLoop(tiny_model(), masked_only_loss, TrainConfig(steps=1, learning_rate=1e-3))
     monkeypatch.setattr(stuck.optimizer, "step", lambda *a, **k: (_ for _ in ()).throw(torch.OutOfMemoryError()))
     with pytest.raises(torch.OutOfMemoryError, match="in the optimizer step at step 0.*AdamW's two moments"):
         stuck.fit(loader_for)
 
 
 def test_empty_training_data_is_a_clear_error():
-    trainer = Trainer(tiny_model(), masked_only_loss, TrainConfig(steps=1, learning_rate=1e-3))
+    trainer = TrainingLoop(tiny_model(), masked_only_loss, TrainConfig(steps=1, learning_rate=1e-3))
     with pytest.raises(ValueError, match="no batches"):
         trainer.fit(lambda epoch: [])
 
@@ -322,7 +325,7 @@ def test_the_notebook_loop_and_the_helper_end_with_the_same_weights():
     config = TrainConfig(steps=4, learning_rate=1e-3, warmup_fraction=0.25, seed=5, log_every=1)
     by_hand = tiny_model()
     losses = train_by_hand["train_by_hand"](by_hand, batches, steps=4, learning_rate=1e-3, warmup_fraction=0.25, seed=5)
-    helper = Trainer(tiny_model(), masked_only_loss, config)
+    helper = TrainingLoop(tiny_model(), masked_only_loss, config)
     history = helper.fit(lambda epoch: batches)
     assert [h["loss"] for h in history] == pytest.approx(losses, rel=1e-6)
     for (name, a), b in zip(by_hand.named_parameters(), helper.model.parameters()):
@@ -331,7 +334,7 @@ def test_the_notebook_loop_and_the_helper_end_with_the_same_weights():
 
 def test_unknown_precision_is_a_clear_error():
     with pytest.raises(ValueError, match="Unknown precision 'fp8': choose one of " + ", ".join(PRECISIONS)):
-        Trainer(tiny_model(), masked_only_loss, TrainConfig(steps=1, learning_rate=1e-3, precision="fp8"))
+        TrainingLoop(tiny_model(), masked_only_loss, TrainConfig(steps=1, learning_rate=1e-3, precision="fp8"))
 
 
 # --- checkpoints and losses that must not be trusted (bad input, round 3) -------------------------
@@ -345,7 +348,7 @@ def test_a_checkpoint_that_matches_the_run_but_cannot_be_trusted_is_ignored_unto
     interrupted_run(tmp_path)
     path = tmp_path / CHECKPOINT
     torch.save(change(torch.load(path, weights_only=True)), path)
-    trainer = Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
+    trainer = TrainingLoop(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path)
     before = parameters(trainer)
     assert not trainer.load_checkpoint()
     assert said in capsys.readouterr().out
@@ -358,14 +361,14 @@ def test_a_checkpoint_path_that_is_a_folder_or_a_pipe_or_a_checkpoint_folder_tha
 
     (tmp_path / "folder" / CHECKPOINT).mkdir(parents=True)
     with pytest.raises(ValueError, match="is not a regular file"):
-        Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path / "folder").load_checkpoint()
+        TrainingLoop(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path / "folder").load_checkpoint()
     (tmp_path / "pipe").mkdir()
     os.mkfifo(tmp_path / "pipe" / CHECKPOINT)  # torch.load would wait for a writer forever
     with pytest.raises(ValueError, match="is not a regular file"):
-        Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path / "pipe").load_checkpoint()
+        TrainingLoop(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path / "pipe").load_checkpoint()
     (tmp_path / "a file").write_text("not a folder")
     with pytest.raises(NotADirectoryError, match="is a file, where training keeps its checkpoint folder"):
-        Trainer(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path / "a file").load_checkpoint()
+        TrainingLoop(tiny_model(), masked_only_loss, CONFIG, checkpoint_dir=tmp_path / "a file").load_checkpoint()
 
 
 def test_a_nan_loss_stops_training_with_a_sentence():
@@ -373,4 +376,4 @@ def test_a_nan_loss_stops_training_with_a_sentence():
         return masked_only_loss(model, batch) * float("nan")
 
     with pytest.raises(FloatingPointError, match=r"The loss is nan at step 1: .* Lower the learning rate"):
-        Trainer(tiny_model(), nan_loss, CONFIG).fit(loader_for)
+        TrainingLoop(tiny_model(), nan_loss, CONFIG).fit(loader_for)

@@ -18,13 +18,15 @@ from helpers.calibration import (
     reliability_bins,
     scaled_probability,
 )
-from helpers.checklist import Check, failure_rates, failures, fill, with_typos
+from helpers.checklist import Check, failure_counts, failure_rates, failures, fill, with_typos
 from helpers.classification import BertForReviewClassification, fine_tune, predict_logits, predict_probabilities
 from helpers.distillation import distillation_loss, student_from_teacher
 from helpers.explain import (
     attention_received,
+    attention_rollout,
     delete_positions,
     deletion_drops,
+    gradient_x_input,
     integrated_gradients,
     logit_margin,
     ranking,
@@ -91,6 +93,36 @@ def test_attention_received_sums_to_one_and_needs_the_eager_kernel():
     assert received.shape == (len(IDS),) and received.sum() == pytest.approx(1.0, abs=1e-5)
     with pytest.raises(ValueError, match="eager"):
         attention_received(tiny_classifier(kernel="sdpa"), IDS)
+
+
+def test_attention_rollout_follows_the_attention_through_every_layer_with_the_residual():
+    model = tiny_classifier(layers=2)
+    rolled = attention_rollout(model, IDS)
+    assert rolled.shape == (len(IDS),) and rolled.sum() == pytest.approx(1.0, abs=1e-5)
+    with torch.no_grad():
+        layers = model(input_ids=torch.tensor([IDS]), output_attentions=True).attentions
+    first, last = (0.5 * layer[0].mean(dim=0) + 0.5 * torch.eye(len(IDS)) for layer in layers)
+    np.testing.assert_allclose(rolled, (last @ first).mean(dim=0).numpy(), atol=1e-6)  # float32 rounding
+    with pytest.raises(ValueError, match="eager"):
+        attention_rollout(tiny_classifier(kernel="sdpa"), IDS)
+
+
+def test_gradient_x_input_is_each_vector_times_the_weight_for_a_linear_margin():
+    """A margin linear in the token vectors, x @ w summed over tokens: token i gets x_i @ w, signs included."""
+    model = tiny_classifier()
+    weight = torch.randn(32)
+
+    class Linear(torch.nn.Module):
+        bert = model.bert
+
+        def forward(self, inputs_embeds):
+            margin = inputs_embeds @ weight  # (B, T)
+            return type("Out", (), {"logits": torch.stack([torch.zeros(len(margin)), margin.sum(dim=1)], dim=1)})
+
+    found = gradient_x_input(Linear(), IDS)
+    expected = model.bert.embeddings.word_embeddings(torch.tensor(IDS)) @ weight
+    np.testing.assert_allclose(found, expected.detach().numpy(), rtol=1e-5, atol=1e-6)  # float32 rounding
+    assert gradient_x_input(tiny_classifier(), IDS).shape == (len(IDS),)
 
 
 def test_ranking_and_deletion_leave_cls_and_sep_alone():
@@ -177,10 +209,18 @@ def test_checks_fail_where_the_rule_is_broken():
     assert failures(negation, keyword_model).tolist() == [True, True, False]
     names = Check("names", "invariance", [["Ann is good", "Bob is good"], ["Ann is bad", "Bob is good"]])
     assert failures(names, keyword_model).tolist() == [False, True]
-    direction = Check("direction", "direction", [("good", "good. bad"), ("fine", "fine, bad")])
-    assert failures(direction, keyword_model).tolist() == [True, False]  # "good" still wins: P did not fall
+    direction = Check("direction", "direction", [("fine", "fine, good"), ("good", "good. bad"), ("fine", "fine, bad")])
+    # P(positive) should not rise: 0.5 -> 0.9 fails; a tie (0.9 -> 0.9, "good" still wins) passes; a fall passes
+    assert failures(direction, keyword_model).tolist() == [True, False, False]
+    lenient = dataclasses.replace(direction, tolerance=0.5)  # a rise of 0.4 is within a tolerance of 0.5
+    assert failures(lenient, keyword_model).tolist() == [False, False, False]
+    assert [c.test_type for c in (negation, names, direction)] == ["MFT", "INV", "DIR"]
     rates = failure_rates([negation, names], {"keywords": keyword_model})
     assert rates == {"negation": {"keywords": pytest.approx(2 / 3)}, "names": {"keywords": 0.5}}
+    assert failure_counts([negation, names], {"keywords": keyword_model}) == {"negation": {"keywords": 2},
+                                                                              "names": {"keywords": 1}}
+    with pytest.raises(ValueError, match="tolerance"):
+        Check("x", "direction", [("a", "b")], tolerance=1.5)
     with pytest.raises(ValueError, match="Unknown kind"):
         Check("x", "labels", [("a", 1)])
     with pytest.raises(ValueError, match="no cases"):

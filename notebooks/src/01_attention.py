@@ -8,12 +8,14 @@
 # $$\mathrm{Attention}(Q, K, V) = \mathrm{softmax}\!\left(\frac{QK^\top}{\sqrt{d_k}}\right) V .$$
 #
 # We write it in a few lines of PyTorch, find out *why* it divides by $\sqrt{d_k}$, add the padding
-# and causal masks, grow it into multi-head attention, prove it equals PyTorch's fused kernel, and
-# then recompute one layer of a real pretrained BERT by hand, on a real movie review. We end with
-# what attention costs as sentences get longer.
+# and causal masks, grow it into multi-head attention and prove it equals PyTorch's fused kernel.
+# Then we see where attention sits in BERT's encoder block (the embeddings, residual connections,
+# LayerNorm, the feed-forward layer) and recompute a real pretrained BERT by hand on a real movie
+# review: one layer, then the whole encoder from the token ids. We end with what attention costs
+# as sentences get longer.
 #
-# **What you need.** Reading: about 35 minutes. Running: nothing but a CPU. Measured on 2 CPU cores
-# (the `cpu` profile): about 18 seconds and 1.4 GB of memory at the peak (the kernel process,
+# **What you need.** Reading: about 40 minutes. Running: nothing but a CPU. Measured on 2 CPU cores
+# (the `cpu` profile): about 10 seconds and 1.4 GB of memory at the peak (the kernel process,
 # measured with `getrusage`). On a Colab T4 (`gpu` profile, bert-base-uncased): about a minute
 # besides the downloads, estimated, not measured (`benchmarks/results/colab_t4.md`).
 #
@@ -344,10 +346,29 @@ print(repr(sentence))
 print(tokens)
 
 # %% [markdown]
+# Attention is one part of an encoder layer. The figure shows where it sits: the token ids become
+# vectors by adding three learnt embeddings (one per token, one per position, one per segment, the
+# "type" that tells BERT's two sentences apart) and normalising them; then each of the identical
+# layers runs self-attention and a feed-forward layer (two Linear maps with a GELU between, the
+# same for every token), each wrapped in a **residual connection** (its input is added to its
+# output, so a layer learns a change rather than a whole new vector, and gradients have a short
+# path back) and a **LayerNorm** (each token's vector rescaled to mean 0 and variance 1, then by
+# learnt weights). Attention is the only place where tokens exchange information; everything
+# else works on each token alone.
+
+# %%
+from helpers.plotting import draw_encoder_block
+
+fig = draw_encoder_block(config.num_hidden_layers, config.num_attention_heads, config.hidden_size,
+                         config.intermediate_size)
+plt.show()
+
+# %% [markdown]
 # We run the model once and keep every layer's input (`hidden_states`) and attention weights. Then
-# we take one layer and recompute it by hand from its own weights: the query/key/value projections
-# (named `query`, `key`, `value` in the checkpoint), our `attention` with the padding mask, the
-# output projection with the residual connection and LayerNorm, and the feed-forward block.
+# we write one layer as a function of its own weights: the query/key/value projections (named
+# `query`, `key`, `value` in the checkpoint), our `attention` with the padding mask, the output
+# projection with the residual connection and LayerNorm, and the feed-forward block with its own.
+# We check it on layer 2.
 
 # %%
 LAYER = 2
@@ -359,7 +380,10 @@ B, T, _ = h.shape
 H, d_head = config.num_attention_heads, config.hidden_size // config.num_attention_heads
 mask = batch["attention_mask"].bool()[:, None, None, :]  # (B, 1, 1, T): True = real token
 
-with torch.no_grad():
+
+def encoder_layer_by_hand(layer, h, mask):
+    """One BERT layer from its weights: attention + residual + LayerNorm, feed-forward + residual + LayerNorm."""
+    B, T, _ = h.shape
     self_attn = layer.attention.self
     q = self_attn.query(h).view(B, T, H, d_head).transpose(1, 2)  # (B, H, T, d_head)
     k = self_attn.key(h).view(B, T, H, d_head).transpose(1, 2)  # (B, H, T, d_head)
@@ -367,8 +391,12 @@ with torch.no_grad():
     context, weights = attention(q, k, v, mask)  # (B, H, T, d_head), (B, H, T, T)
     context = context.transpose(1, 2).reshape(B, T, H * d_head)  # (B, T, d_model)
     attended = layer.attention.output.LayerNorm(layer.attention.output.dense(context) + h)  # residual + norm
-    ffn = layer.output.dense(F.gelu(layer.intermediate.dense(attended)))  # (B, T, d_model)
-    by_hand = layer.output.LayerNorm(ffn + attended)  # (B, T, d_model): the layer's output
+    ffn = layer.output.dense(F.gelu(layer.intermediate.dense(attended)))  # (B, T, d_model): 4x wider inside
+    return layer.output.LayerNorm(ffn + attended), weights  # residual + norm: the layer's output
+
+
+with torch.no_grad():
+    by_hand, weights = encoder_layer_by_hand(layer, h, mask)
 
 real = batch["attention_mask"].bool()  # compare on real tokens; pad rows are never used downstream
 diff_weights = (weights - outputs.attentions[LAYER]).abs().max().item()
@@ -376,6 +404,32 @@ max_abs_diff_vs_model_layer = (by_hand - outputs.hidden_states[LAYER + 1])[real]
 print(f"layer {LAYER}: max |our weights - model's weights| = {diff_weights:.1e}")
 print(f"layer {LAYER}: max |our output - model's output|   = {max_abs_diff_vs_model_layer:.1e}")
 assert diff_weights <= 1e-5 and max_abs_diff_vs_model_layer <= 1e-4
+
+# %% [markdown]
+# Now the whole encoder from the token ids: the three embeddings added and normalised (dropout
+# does nothing in evaluation mode), checked against the model's first hidden state, then every
+# layer through `encoder_layer_by_hand`, checked against the model's last hidden state. Float32
+# rounding grows a little with each layer, so the tolerance for the whole stack is looser than
+# for one layer.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+with torch.no_grad():
+    ids = batch["input_ids"]  # (B, T)
+    positions = torch.arange(ids.shape[1], device=device)[None, :]  # (1, T): 0, 1, 2, ... for every row
+    types = batch.get("token_type_ids", torch.zeros_like(ids))  # (B, T): all 0, one segment per review
+    parts = model.embeddings
+    embedded = parts.LayerNorm(parts.word_embeddings(ids) + parts.position_embeddings(positions)
+                               + parts.token_type_embeddings(types))  # (B, T, d_model)
+    hidden = embedded
+    for each_layer in model.encoder.layer:
+        hidden, _ = encoder_layer_by_hand(each_layer, hidden, mask)
+max_abs_diff_embeddings = (embedded - outputs.hidden_states[0])[real].abs().max().item()
+max_abs_diff_whole_encoder = (hidden - outputs.last_hidden_state)[real].abs().max().item()
+print(f"embeddings: max |ours - model's| = {max_abs_diff_embeddings:.1e}")
+print(f"all {len(model.encoder.layer)} layers from the token ids: max |ours - model's| = "
+      f"{max_abs_diff_whole_encoder:.1e} (outputs of size up to {outputs.last_hidden_state.abs().max().item():.1f})")
+assert max_abs_diff_embeddings <= 1e-5 and max_abs_diff_whole_encoder <= 1e-3
 
 # %% [markdown]
 # Our four-line function *is* the attention inside BERT: the layer's output matches to float
@@ -621,4 +675,5 @@ summary = print_summary(
     notebook="01_attention",
     max_abs_diff_vs_sdpa=max_abs_diff_vs_sdpa,
     max_abs_diff_vs_model_layer=max_abs_diff_vs_model_layer,
+    max_abs_diff_whole_encoder=max_abs_diff_whole_encoder,
 )

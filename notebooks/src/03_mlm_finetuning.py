@@ -13,7 +13,7 @@
 # re-run the training cell and it resumes where it stopped.
 #
 # **What you need.** Reading: about 45 minutes. Running: a CPU is enough at the `cpu` profile:
-# 6 minutes on the 2-core AMD EPYC with bf16 (AVX-512 BF16) that built the committed run, 4.9 of
+# 5 minutes on the 2-core AMD EPYC with bf16 (AVX-512 BF16) that built the committed run, 4.1 of
 # them training, and 9.3 minutes on a 2-core CPU without bf16 (fp32, 8 of training; the head-only
 # phase of section 7 is the cheaper one: no gradient flows back through the encoder); the kernel's
 # resident memory peaked at 3.7 GB (sampled every second, in an earlier build).
@@ -46,6 +46,7 @@ from transformers import (
 )
 
 from helpers.batching import random_batches
+from helpers.checkpoints import data_fingerprint
 from helpers.data import balanced_sample, load_reviews
 from helpers.measure import alternating_medians
 from helpers.mlm import (
@@ -60,7 +61,7 @@ from helpers.models import adapted_encoder_dir, load_pretrained, save_atomically
 from helpers.plotting import LiveCurve
 from helpers.profile import work_dir
 from helpers.session import print_summary, start_notebook
-from helpers.training import TrainConfig, Trainer, data_fingerprint, warmup_then_decay
+from helpers.training import TrainConfig, TrainingLoop, warmup_then_decay
 
 session = start_notebook(uses=("model_id", "dataset_id", "precision", "seed", "mlm_block_size", "mlm_batch_size",
                                "mlm_steps", "mlm_learning_rate", "mlm_head_steps", "mlm_head_learning_rate",
@@ -417,7 +418,7 @@ axis.legend(loc="upper right")
 plt.show()
 
 # %% [markdown]
-# `helpers.training.Trainer` is this loop plus what a long run needs: checkpoints and resume,
+# `helpers.training.TrainingLoop` is this loop plus what a long run needs: checkpoints and resume,
 # micro-batches (gradient accumulation) that halve by themselves when a batch runs out of GPU
 # memory, Hugging Face Accelerate for device placement, mixed precision and several processes
 # (notebook 05), and a history for plots. A loop nobody checks drifts, so we run both for three
@@ -438,7 +439,7 @@ by_hand = copy.deepcopy(model).double()
 hand_losses = train_by_hand(by_hand, check_batches, steps=3, learning_rate=check_config.learning_rate,
                             seed=check_config.seed)
 with_helper = copy.deepcopy(model).double()
-helper_history = Trainer(with_helper, masked_only_loss, check_config).fit(lambda epoch: check_batches)
+helper_history = TrainingLoop(with_helper, masked_only_loss, check_config).fit(lambda epoch: check_batches)
 worst = max((a - b).abs().max().item() for a, b in zip(by_hand.parameters(), with_helper.parameters()))
 print("losses by hand    :", [round(x, 4) for x in hand_losses])
 print("losses with helper:", [round(h["loss"], 4) for h in helper_history])
@@ -478,7 +479,7 @@ del by_hand, with_helper
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-def training_batches(epoch):
+def masked_block_batches(epoch):
     """One epoch of shuffled blocks, masked by the collator as each batch is drawn."""
     order = random_batches(len(train_blocks), profile.mlm_batch_size, seed=profile.seed + epoch)
     return DataLoader(train_blocks, batch_sampler=order, collate_fn=lambda rows: collator(
@@ -507,9 +508,9 @@ def run_phase(model, name, steps, learning_rate):
     trainable = [n for n, p in model.named_parameters() if p.requires_grad]
     identity = {"data": data_fingerprint(train_blocks), "model_revision": profile.model_revision,
                 "trainable": data_fingerprint(trainable), "head_steps": profile.mlm_head_steps}
-    trainer = Trainer(model, masked_only_loss, config, checkpoint_dir=work_dir(profile) / f"03_{name.split()[0]}",
-                      identity=identity)
-    history = trainer.fit(training_batches, evaluate=held_out_perplexity, on_log=report)
+    trainer = TrainingLoop(model, masked_only_loss, config, checkpoint_dir=work_dir(profile) / f"03_{name.split()[0]}",
+                           identity=identity)
+    history = trainer.fit(masked_block_batches, evaluate=held_out_perplexity, on_log=report)
     return trainer.accelerator.unwrap_model(trainer.model), history
 
 
@@ -621,8 +622,7 @@ assert (encoder_dir / "model.safetensors").exists()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from transformers import Trainer as HFTrainer  # noqa: E402
-from transformers import TrainingArguments  # noqa: E402
+from transformers import Trainer, TrainingArguments  # noqa: E402
 
 with tempfile.TemporaryDirectory() as output_dir:
     arguments = TrainingArguments(
@@ -634,8 +634,8 @@ with tempfile.TemporaryDirectory() as output_dir:
         use_cpu=device.type == "cpu",
     )
     stock = load_pretrained(BertForMaskedLM, profile, attention_probs_dropout_prob=0.0)
-    hf_trainer = HFTrainer(model=stock, args=arguments, data_collator=collator,
-                           train_dataset=[{"input_ids": b} for b in train_blocks[:3 * profile.mlm_batch_size // 2]])
+    hf_trainer = Trainer(model=stock, args=arguments, data_collator=collator,
+                         train_dataset=[{"input_ids": b} for b in train_blocks[:3 * profile.mlm_batch_size // 2]])
     result = hf_trainer.train()
 print(f"Trainer: 3 steps, {result.metrics['train_runtime']:.1f} s, mean loss {result.training_loss:.3f}")
 del stock, hf_trainer

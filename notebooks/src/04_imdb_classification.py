@@ -14,8 +14,8 @@
 #
 # **What you need.** Reading: about 50 minutes. Running at the `cpu` profile (3,600 training and
 # 400 validation reviews drawn from IMDB's official training split, 5,000 of its official test
-# reviews, 256 tokens per review): 19 minutes on the 2-core AMD EPYC with bf16 (AVX-512 BF16) that
-# built the committed run, most of it two trainings of about 4 minutes, scoring 5,000 test reviews
+# reviews, 256 tokens per review): 16 minutes on the 2-core AMD EPYC with bf16 (AVX-512 BF16) that
+# built the committed run, most of it two trainings of about 3.5 minutes, scoring 5,000 test reviews
 # with each, and a few minutes of speed measurements. A 2-core CPU without bf16 took 31 minutes
 # (fp32: trainings of about 8 minutes; section 4 says why bf16 steps are faster). The kernel's
 # resident memory peaked at 5.3 GB (sampled every second, in an earlier build).
@@ -45,8 +45,9 @@ import torch
 from sklearn.metrics import ConfusionMatrixDisplay, accuracy_score, confusion_matrix, f1_score
 from transformers import AutoTokenizer
 
-from helpers.baseline import C_GRID, tfidf_baseline
+from helpers.baseline import C_GRID, full_train_baseline, tfidf_baseline
 from helpers.batching import length_grouped_batches, pad_batch, padding_efficiency
+from helpers.checkpoints import data_fingerprint
 from helpers.classification import (
     BertForReviewClassification,
     classification_loss,
@@ -72,7 +73,7 @@ from helpers.plotting import LiveCurve, show_heatmaps, show_token_colours
 from helpers.profile import models_dir, work_dir
 from helpers.session import print_summary, start_notebook
 from helpers.stats import predicted_labels
-from helpers.training import TrainConfig, Trainer, data_fingerprint, warmup_then_decay
+from helpers.training import TrainConfig, TrainingLoop, warmup_then_decay
 
 session = start_notebook(uses=("model_id", "dataset_id", "test_fraction", "validation_fraction", "max_length",
                                "batch_size", "precision", "seed", "epochs", "learning_rate", "dropout",
@@ -152,13 +153,10 @@ session.expect(baseline_accuracy > 0.8,
 # %%
 if profile.train_reviews is None:  # the gpu profile already trained on every training review
     full_baseline, full_train_size = baseline, len(train_texts)
-else:
-    validation_set = set(val_texts)
+else:  # helpers.baseline: every training review but the validation ones (and their duplicates)
     full_train = load_reviews(dataclasses.replace(profile, train_reviews=None))["train"]
-    full_texts = [text for text in full_train["text"] if text not in validation_set]
-    full_labels = [label for text, label in zip(full_train["text"], full_train["label"]) if text not in validation_set]
-    full_baseline, _ = tfidf_baseline(full_texts, full_labels, val_texts, val_labels, grid=(10.0, 30.0, 100.0))
-    full_train_size = len(full_texts)
+    full_baseline, full_train_size = full_train_baseline(full_train["text"], full_train["label"], val_texts,
+                                                         val_labels)
 tfidf_full_train_accuracy = accuracy_score(test_labels, full_baseline.predict(test_texts))
 print(f"TF-IDF on {full_train_size:,} training reviews: {tfidf_full_train_accuracy:.1%} "
       f"+- {interval(tfidf_full_train_accuracy, len(test_texts)):.1%} on the same {len(test_texts):,} test reviews "
@@ -212,7 +210,7 @@ if (encoder_dir / "model.safetensors").exists():
     print(f"adapted encoder found: {shown}")
 else:
     print(f"No adapted encoder in {shown}: run notebook 03 first to compare it. Using the base model only.")
-model = session.place(new_classifier(profile))  # on the GPU, if there is one: the Trainer will move it there
+model = session.place(new_classifier(profile))  # on the GPU, if there is one: the TrainingLoop will move it there
 trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
 print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters ({trainable / 1e6:.1f} M trained), "
       "pooling: mean over tokens")
@@ -223,8 +221,9 @@ print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters ({tr
 # positions get weight 0 in its mean, so padding changes nothing.
 
 # %%
-short, long = min(range(len(lengths)), key=lengths.__getitem__), max(range(len(lengths)), key=lengths.__getitem__)
-pair = session.place(pad_batch([encoded_train[short], encoded_train[long]], tokenizer.pad_token_id))
+shortest = min(range(len(lengths)), key=lengths.__getitem__)
+longest = max(range(len(lengths)), key=lengths.__getitem__)
+pair = session.place(pad_batch([encoded_train[shortest], encoded_train[longest]], tokenizer.pad_token_id))
 model.eval()  # dropout off, so that both computations are deterministic
 with torch.no_grad():
     hidden = model.bert(input_ids=pair["input_ids"], attention_mask=pair["attention_mask"]).last_hidden_state
@@ -253,9 +252,9 @@ print(f"hidden states {tuple(hidden.shape)} -> mean over {pair['attention_mask']
 cpu_levers = profile.name == "cpu"
 if cpu_levers:
     at_512 = encode(tokenizer, train_texts, 512)
-    by_length = np.argsort([len(ids) for ids in at_512])
-    rows = by_length[int(0.7 * len(by_length)):][:profile.batch_size]  # at the 70th percentile of length
-    batch_512 = pad_batch([at_512[i] for i in rows], tokenizer.pad_token_id, train_labels[rows].tolist())
+    length_order = np.argsort([len(ids) for ids in at_512])
+    lever_rows = length_order[int(0.7 * len(length_order)):][:profile.batch_size]  # at the 70th percentile of length
+    batch_512 = pad_batch([at_512[i] for i in lever_rows], tokenizer.pad_token_id, train_labels[lever_rows].tolist())
     stock = {"num_labels": 2, "attn_implementation": "sdpa"}
 
     def training_step(options, batch, fused=False, freeze_embeddings=False):
@@ -328,7 +327,8 @@ else:
 # NBVAL_IGNORE_OUTPUT
 if cpu_levers:
     quiet = {**stock, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-    batch_recipe = pad_batch([encoded_train[i] for i in rows], tokenizer.pad_token_id, train_labels[rows].tolist())
+    batch_recipe = pad_batch([encoded_train[i] for i in lever_rows], tokenizer.pad_token_id,
+                             train_labels[lever_rows].tolist())
     setups = {  # each adds one lever to the line above it
         "stock, 512 tokens": training_step(stock, batch_512),
         "+ no attention dropout": training_step({**stock, "attention_probs_dropout_prob": 0.0}, batch_512),
@@ -370,7 +370,7 @@ else:
 # Written out, one step of the classification loop is a handful of lines: a batch of reviews,
 # the cross-entropy of the logits against the labels, the backward pass, clipping, an AdamW step
 # and the schedule. Below it runs three steps on three small batches, beside the helper's
-# `Trainer` on the same batches from the same weights, in float64 (notebook 03, section 6, says
+# `TrainingLoop` on the same batches from the same weights, in float64 (notebook 03, section 6, says
 # why float64): the weights they end with must agree.
 
 # %%
@@ -404,16 +404,16 @@ def classify_by_hand(model, batches, learning_rate, weight_decay=0.01, max_grad_
 
 small = [pad_batch([ids[:64] for ids in encoded_train[i:i + 8]], tokenizer.pad_token_id, train_labels[i:i + 8].tolist())
          for i in range(0, 24, 8)]  # three batches of 8 reviews, cut to 64 tokens to keep this quick
-# Both models on the session's device: the helper's Trainer moves its model there (on a GPU, to CUDA).
+# Both models on the session's device: the helper's TrainingLoop moves its model there (on a GPU, to CUDA).
 by_hand, with_helper = session.place(new_classifier(profile).double()), session.place(new_classifier(profile).double())
 hand_losses = classify_by_hand(by_hand, small, profile.learning_rate)
 check_config = TrainConfig(steps=3, learning_rate=profile.learning_rate, log_every=1)
-helper_history = Trainer(with_helper, classification_loss, check_config).fit(lambda epoch: small)
+helper_history = TrainingLoop(with_helper, classification_loss, check_config).fit(lambda epoch: small)
 worst = max((a - b).abs().max().item() for a, b in zip(by_hand.parameters(), with_helper.parameters()))
 print("losses by hand    :", [round(x, 4) for x in hand_losses])
 print("losses with helper:", [round(h["loss"], 4) for h in helper_history])
 print(f"largest parameter difference after 3 steps: {worst:.1e}")
-assert worst < 1e-9, "the written-out loop and helpers.training.Trainer compute the same steps"
+assert worst < 1e-9, "the written-out loop and helpers.training.TrainingLoop compute the same steps"
 del by_hand, with_helper
 
 # %% [markdown]
@@ -433,8 +433,8 @@ del by_hand, with_helper
 # runs, but after exploratory runs of ours on the same validation reviews, so it is not a blind
 # choice: the validation reviews have been looked at more than once. It picked 256
 # tokens, which was also the fastest. Two epochs at 256 tokens would have taken about 285 s on
-# the table's machine (2 x 142 s), at the very edge of the rule, and about 480 s on the one that
-# built the committed run (2 x 241 s, section 5), and were not among the candidates. What the
+# the table's machine (2 x 142 s), at the very edge of the rule, and about 420 s on the one that
+# built the committed run (2 x 209 s, section 5), and were not among the candidates. What the
 # rule cannot tell is whether the differences are real: one run each, on 400 reviews. The earlier recipe (512 tokens, 2
 # epochs, only attention dropout off) took about 15 minutes to train there. The table and its
 # 300 s were measured with bf16 on a 2-core CPU that has it, and on the earlier 5,000-review
@@ -517,21 +517,19 @@ model, history = train(model, "base")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-scores = {}
-
-
 def evaluate(model, name):
+    """Score the model on the test reviews and print one line; return its accuracy, F1, probabilities and labels."""
     probabilities = predict_probabilities(model, encoded_test, tokenizer.pad_token_id, precision=profile.precision)
     predictions = predicted_labels(probabilities)  # helpers.stats: positive from P = 0.5 up
-    scores[name] = {"accuracy": accuracy_score(test_labels, predictions), "f1": f1_score(test_labels, predictions),
-                    "probabilities": probabilities, "predictions": predictions}
-    accuracy = scores[name]["accuracy"]
-    print(f"{name:<8} accuracy {accuracy:.1%} +- {interval(accuracy, len(test_labels)):.1%}, "
-          f"F1 {scores[name]['f1']:.3f}")
-    return probabilities
+    found = {"accuracy": accuracy_score(test_labels, predictions), "f1": f1_score(test_labels, predictions),
+             "probabilities": probabilities, "predictions": predictions}
+    print(f"{name:<8} accuracy {found['accuracy']:.1%} +- {interval(found['accuracy'], len(test_labels)):.1%}, "
+          f"F1 {found['f1']:.3f}")
+    return found
 
 
-probabilities = evaluate(model, "base")
+scores = {"base": evaluate(model, "base")}
+probabilities = scores["base"]["probabilities"]
 figure, axis = plt.subplots(figsize=(4.2, 3.6), layout="constrained")
 ConfusionMatrixDisplay(confusion_matrix(test_labels, scores["base"]["predictions"]),
                        display_labels=LABEL_NAMES).plot(ax=axis, colorbar=False, cmap="Blues")
@@ -551,10 +549,10 @@ plt.show()
 test_lengths = np.array([len(ids) + 2 for ids in tokenizer(test_texts, add_special_tokens=False)["input_ids"]])
 edges = np.quantile(test_lengths, [0, 0.25, 0.5, 0.75, 1])
 quartile = np.clip(np.searchsorted(edges, test_lengths, side="right") - 1, 0, 3)
-by_length = {"transformer (base)": scores["base"]["predictions"], "TF-IDF baseline": baseline_predictions}
+predictions_by_model = {"transformer (base)": scores["base"]["predictions"], "TF-IDF baseline": baseline_predictions}
 figure, axis = plt.subplots(figsize=(7, 3.6), layout="constrained")
 quartile_accuracy = {}
-for offset, (name, predictions) in zip((-0.2, 0.2), by_length.items()):
+for offset, (name, predictions) in zip((-0.2, 0.2), predictions_by_model.items()):
     quartile_accuracy[name] = [np.mean(predictions[quartile == q] == test_labels[quartile == q]) for q in range(4)]
     axis.bar(np.arange(4) + offset, quartile_accuracy[name], width=0.4, label=name)
     print(f"{name:<19}", "  ".join(f"{a:.1%}" for a in quartile_accuracy[name]))
@@ -606,12 +604,12 @@ def token_attributions(model, ids):
 
 wrong = np.flatnonzero(scores["base"]["predictions"] != test_labels)
 confidence = np.abs(probabilities[wrong] - 0.5)
-rows = []
+coloured_reviews = []
 for index in wrong[np.argsort(-confidence)][:3]:
     ids = encoded_test[index]
     verdict = f"true: {LABEL_NAMES[test_labels[index]]}, predicted P(positive) = {probabilities[index]:.3f}"
-    rows.append((verdict, tokenizer.convert_ids_to_tokens(ids), token_attributions(model, ids), True))
-show_token_colours(rows, width=110)
+    coloured_reviews.append((verdict, tokenizer.convert_ids_to_tokens(ids), token_attributions(model, ids), True))
+show_token_colours(coloured_reviews, width=110)
 plt.show()
 
 # %% [markdown]
@@ -631,8 +629,8 @@ plt.show()
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-short = "The plot was thin, but the acting was wonderful and I loved the ending."
-ids = tokenizer(short)["input_ids"]
+short_review = "The plot was thin, but the acting was wonderful and I loved the ending."
+ids = tokenizer(short_review)["input_ids"]
 model.set_attn_implementation("eager")
 with torch.no_grad():
     outputs = model.bert(input_ids=torch.tensor([ids], device=device), output_attentions=True)
@@ -654,7 +652,7 @@ print("P(positive) =", f"{predict_probabilities(model, [ids], tokenizer.pad_toke
 # NBVAL_IGNORE_OUTPUT
 if "adapted" in sources:
     adapted_model, adapted_history = train(new_classifier(profile, sources["adapted"]), "adapted")
-    evaluate(adapted_model, "adapted")
+    scores["adapted"] = evaluate(adapted_model, "adapted")
 else:
     adapted_model, adapted_history = None, None
     print("skipped: no adapted encoder (run notebook 03 first)")
@@ -719,7 +717,7 @@ for name, score in scores.items():
 #
 # Where the published margin lives is the `gpu` profile's recipe: BERT-base at 512 tokens scores
 # 93.5-94.6 % on the full IMDB test set against 89-90 % for TF-IDF. A 22.6 M-parameter sentence
-# encoder reading 256 tokens of 3,600 reviews for one short epoch (4 minutes in the committed run
+# encoder reading 256 tokens of 3,600 reviews for one short epoch (3.5 minutes in the committed run
 # with bf16, about 8 in fp32) is not that.
 
 # %% [markdown]
@@ -795,8 +793,7 @@ print(f"saved to {saved_to}; reloaded predictions identical on 64 reviews")
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-from transformers import DataCollatorWithPadding, TrainingArguments  # noqa: E402
-from transformers import Trainer as HFTrainer  # noqa: E402
+from transformers import DataCollatorWithPadding, Trainer, TrainingArguments  # noqa: E402
 
 with tempfile.TemporaryDirectory() as output_dir:
     arguments = TrainingArguments(
@@ -809,8 +806,8 @@ with tempfile.TemporaryDirectory() as output_dir:
     )
     train_rows = [{"input_ids": ids, "attention_mask": [1] * len(ids), "labels": int(label)}
                   for ids, label in zip(encoded_train, train_labels)]
-    hf_trainer = HFTrainer(model=new_classifier(profile), args=arguments, train_dataset=train_rows,
-                           data_collator=DataCollatorWithPadding(tokenizer))
+    hf_trainer = Trainer(model=new_classifier(profile), args=arguments, train_dataset=train_rows,
+                         data_collator=DataCollatorWithPadding(tokenizer))
     result = hf_trainer.train()
 print(f"Trainer: 10 steps in {result.metrics['train_runtime']:.1f} s, mean loss {result.training_loss:.3f}")
 del hf_trainer
@@ -828,7 +825,7 @@ del hf_trainer
 # - **no gradients** (`torch.no_grad()` or `inference_mode()`, for evaluation and serving): no
 #   activations are kept for a backward pass;
 # - **half the batch, with gradient accumulation** (two micro-batches of 8 per step; the
-#   `Trainer` of `helpers.training` does this by itself on an out-of-memory error): the peak of
+#   `TrainingLoop` of `helpers.training` does this by itself on an out-of-memory error): the peak of
 #   one micro-batch, for the same optimizer step;
 # - **mixed precision** (bf16 autocast; fp16 on a T4): most activations in 2 bytes instead of 4;
 # - **gradient checkpointing** (`model.gradient_checkpointing_enable()`): each layer's

@@ -8,20 +8,24 @@
 # gradients out in a few lines, check them against their own guarantee and against the Captum
 # library, and set them beside attention, which is often shown as an explanation without any check.
 # *Are those explanations faithful*: deleting the tokens they point at must hurt the prediction
-# more than deleting others. *Does it behave* on sentences we write from templates (negation,
-# contrast, names, typos), in the manner of CheckList, beside the TF-IDF baseline? *Does 90 %
-# confident mean 90 % right*, and can one number fix it (temperature scaling)? And can a model
-# half its depth, taught by the classifier (knowledge distillation), do the job faster?
+# more than deleting others; six rankings (three from gradients, two from attention, and random
+# order) take the same test. *Does it behave* on sentences we write from templates (negation,
+# contrast, names, titles, typos), in the manner of CheckList, beside the TF-IDF baseline, with
+# an interval on every failure rate? *Does 90 % confident mean 90 % right*, and can one number
+# fix it (temperature scaling), by more than the calibration error's own uncertainty? And can a
+# model half its depth, taught by the classifier (knowledge distillation), do the job faster, and
+# what do the teacher's probabilities add over the labels alone?
 #
-# **What you need.** Reading: about 40 minutes. Notebook 04's classifier in the models folder (on
+# **What you need.** Reading: about 50 minutes. Notebook 04's classifier in the models folder (on
 # Colab: on Google Drive, see the optional cell below); without it this notebook first trains one
 # the same way (about 4 minutes at the `cpu` profile with bf16, 8 in fp32) and says so. Running
-# at the `cpu` profile: 7 minutes on the 2-core AMD EPYC with bf16 that built the committed run
-# (12 in fp32 on one without), about half of it the student's training (132 s) and the
-# integrated gradients of 100 reviews (89 s); the kernel's resident memory peaked at 3.8 GB
-# (sampled every second). At the `gpu`
-# profile the explanations and the student run on the GPU, the latency table on the CPU (where
-# int8 runs): about 9 minutes on a Colab T4 machine, estimated (`benchmarks/results/colab_t4.md`).
+# at the `cpu` profile: 10.4 minutes on the 2-core AMD EPYC with bf16 that built the committed
+# run, most of it the two students' training (169 s and 112 s) and the integrated gradients of
+# 100 reviews (81 s); on a CPU without bf16 expect about 1.7 times as long (the ratio of earlier
+# builds; not measured on this one). The same code run as a script peaked at 5.7 GB of resident
+# memory. At the `gpu`
+# profile the explanations and the students run on the GPU, the latency table on the CPU (where
+# int8 runs): about 11 minutes on a Colab T4 machine, estimated (`benchmarks/results/colab_t4.md`).
 
 # %% [markdown]
 # As in every notebook, the first cell picks the device and the profile and prints what this
@@ -48,8 +52,10 @@ from helpers.calibration import (
     reliability_bins,
     scaled_probability,
 )
-from helpers.checklist import Check, failure_rates, failures, fill, with_typos
+from helpers.checklist import Check, failures, fill, with_typos
 from helpers.classification import (
+    BertForReviewClassification,
+    classification_loss,
     encode,
     fine_tune,
     predict_logits,
@@ -59,12 +65,27 @@ from helpers.classification import (
 )
 from helpers.data import balanced_sample, load_reviews, validation_split
 from helpers.distillation import distillation_loss, student_from_teacher
-from helpers.explain import attention_received, deletion_drops, integrated_gradients, logit_margin, ranking
-from helpers.models import classifier_dir, model_name, save_atomically
+from helpers.explain import (
+    attention_received,
+    attention_rollout,
+    deletion_drops,
+    gradient_x_input,
+    integrated_gradients,
+    logit_margin,
+    ranking,
+)
+from helpers.models import classifier_dir, save_atomically
 from helpers.plotting import show_token_colours
 from helpers.serving import load_classifier, median_latency_ms, quantize_int8, weights_megabytes
 from helpers.session import print_summary, start_notebook
-from helpers.stats import predicted_labels
+from helpers.stats import (
+    accuracy_interval,
+    bootstrap_interval,
+    disagreements,
+    mcnemar_p,
+    predicted_labels,
+    wilson_interval,
+)
 
 session = start_notebook(uses=("model_id", "validation_fraction", "max_length", "batch_size", "precision", "seed",
                                "learning_rate", "attention_kernel", "freeze_word_embeddings"))
@@ -218,14 +239,25 @@ print("most attended:        ", ", ".join(f"{tokens[i]} {attention[i]:.3f}" for 
 # An explanation is *faithful* if the tokens it ranks first are the ones the model relies on. A
 # direct test: delete the top-ranked tokens from the review and watch the probability of the
 # class the model predicted. If the ranking is faithful, that probability falls faster than when
-# as many random tokens are deleted. We compare three rankings on 100 held-out reviews: integrated
-# gradients (towards the predicted class), attention received, and random order, deleting 5 % to
-# 40 % of each review's tokens. The integrated gradients here use 8 path points, which keeps the
-# cell to a minute or two on 2 cores: coarse enough that the sum misses the margin's change by a
-# few per cent on many reviews (printed below), which is fine for ranking tokens; checking
-# completeness was section 2's job, with 64 points or more. That the attributed tokens beat random
-# ones is asserted at both profiles; that they beat the most-attended ones is asserted at `cpu`,
-# where we measured it, and only reported at `gpu`, where we have not run bert-base.
+# as many random tokens are deleted. We compare six rankings of each review's tokens on 100
+# held-out reviews, deleting 5 % to 40 % of each review's tokens:
+#
+# - **integrated gradients, signed**: the tokens that pushed hardest *towards* the predicted class first;
+# - **|integrated gradients|**: the largest attributions first, whichever way they pushed (the
+#   usual way to draw a saliency map);
+# - **gradient x input**: notebook 04's attribution, one backward pass instead of a path, signed
+#   towards the predicted class;
+# - **last-layer attention**: the attention each token receives in the last layer, averaged over
+#   heads and over the tokens that attend;
+# - **attention rollout** (Abnar & Zuidema, 2020): the attention followed through all the
+#   layers, each layer's weights mixed half and half with the identity for the residual
+#   connection, then multiplied; what each input token contributes to the final vectors;
+# - **random** order: the floor any explanation must beat.
+#
+# The integrated gradients here use 8 path points, which keeps the cell to a minute or two on 2
+# cores: coarse enough that the sum misses the margin's change by a few per cent on many reviews
+# (printed below), which is fine for ranking tokens; checking completeness was section 2's job,
+# with 64 points or more.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -233,82 +265,106 @@ start = time.perf_counter()
 probe = balanced_sample(test, 100, profile.seed)
 probe_texts, probe_labels = list(probe["text"]), np.array(probe["label"])
 encoded_probe = encode(tokenizer, probe_texts, max_length)
-predicted_positive = predict_probabilities(model, encoded_probe, pad_id) >= 0.5
+predicted_positive = predicted_labels(predict_probabilities(model, encoded_probe, pad_id)) == 1
 generator = np.random.default_rng(profile.seed)
-rankings = {"integrated gradients": [], "attention": [], "random": []}
+rankings = {name: [] for name in ("IG, signed", "|IG|", "grad x input", "last-layer attention",
+                                  "attention rollout", "random")}
 completeness, agreement = [], []
 for ids_i, positive in zip(encoded_probe, predicted_positive):
     attributions, change_i = integrated_gradients(model, ids_i, baseline_id=pad_id, steps=8)
     completeness.append(abs(attributions.sum() - change_i) / abs(change_i))
-    toward_prediction = attributions if positive else -attributions
+    towards = 1.0 if positive else -1.0  # the sign that pushes towards the predicted class
     attended = attention_received(model, ids_i)
-    rankings["integrated gradients"].append(ranking(toward_prediction))
-    rankings["attention"].append(ranking(attended))
+    rankings["IG, signed"].append(ranking(towards * attributions))
+    rankings["|IG|"].append(ranking(np.abs(attributions)))
+    rankings["grad x input"].append(ranking(towards * gradient_x_input(model, ids_i)))
+    rankings["last-layer attention"].append(ranking(attended))
+    rankings["attention rollout"].append(ranking(attention_rollout(model, ids_i)))
     rankings["random"].append(generator.permutation(len(ids_i) - 2) + 1)
     agreement.append(spearmanr(np.abs(attributions[1:-1]), attended[1:-1]).statistic)
-print(f"integrated gradients of {len(encoded_probe)} reviews in {time.perf_counter() - start:.0f} s; completeness "
-      f"error with 8 steps: median {np.median(completeness):.1%}, within 5 % for "
+print(f"six rankings of {len(encoded_probe)} reviews in {time.perf_counter() - start:.0f} s; completeness "
+      f"error of the integrated gradients with 8 steps: median {np.median(completeness):.1%}, within 5 % for "
       f"{np.mean(np.array(completeness) <= 0.05):.0%} of the reviews")
-print(f"rank correlation of |attribution| and attention within a review: median {np.median(agreement):.2f}")
+print(f"rank correlation of |attribution| and last-layer attention within a review: median {np.median(agreement):.2f}")
 
 # %% [markdown]
 # Now the deletions: for each share of tokens, each ranking, each review, the fall of the
-# predicted class's probability (positive: it fell).
+# predicted class's probability (positive: it fell). Then, at 10 % deleted, each ranking against
+# random order and against the signed integrated gradients, with Wilcoxon's signed-rank test of
+# the paired falls (the same 100 reviews under every ranking).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 fractions = [0.05, 0.1, 0.2, 0.4]
 drops = {name: deletion_drops(model, encoded_probe, order, fractions, pad_id, precision=profile.precision)
          for name, order in rankings.items()}  # each (fractions, reviews)
-print(f"{'deleted':>8} " + " ".join(f"{name:>22}" for name in drops))
+print(f"{'deleted':>8} " + " ".join(f"{name:>20}" for name in drops))
 for j, fraction in enumerate(fractions):
-    print(f"{fraction:>8.0%} " + " ".join(f"{found[j].mean():>22.3f}" for found in drops.values()))
-at_10 = fractions.index(0.1)
-deletion_drop_attributed = float(drops["integrated gradients"][at_10].mean())
-deletion_drop_random = float(drops["random"][at_10].mean())
-deletion_drop_attention = float(drops["attention"][at_10].mean())
+    print(f"{fraction:>8.0%} " + " ".join(f"{found[j].mean():>20.3f}" for found in drops.values()))
+
+
 def paired_p(a, b):
     """Wilcoxon's signed-rank test of paired drops (1.0 when they never differ)."""
     return float(wilcoxon(a, b).pvalue) if np.any(a != b) else 1.0
 
 
-versus_random = paired_p(drops["integrated gradients"][at_10], drops["random"][at_10])
-versus_attention = paired_p(drops["integrated gradients"][at_10], drops["attention"][at_10])
-print(f"at 10 % deleted, integrated gradients vs random: paired Wilcoxon p = {versus_random:.1e}; "
-      f"vs attention: p = {versus_attention:.1e}")
-session.expect(deletion_drop_attributed > deletion_drop_random and versus_random < 0.01,
-               "deleting the most-attributed 10 % lowers the prediction more than deleting random tokens")
-beats_attention = deletion_drop_attributed > deletion_drop_attention and versus_attention < 0.01
+at_10 = {name: found[fractions.index(0.1)] for name, found in drops.items()}
+print(f"\nat 10 % deleted        {'mean fall':>9} {'vs random: p':>13} {'vs signed IG: p':>16}")
+for name, fall in at_10.items():
+    print(f"{name:<22} {fall.mean():>9.3f} {paired_p(fall, at_10['random']):>13.1e} "
+          f"{paired_p(fall, at_10['IG, signed']):>16.1e}")
+deletion_drop = {name: float(fall.mean()) for name, fall in at_10.items()}
+beats = {name: deletion_drop["IG, signed"] > deletion_drop[name] and paired_p(at_10["IG, signed"], fall) < 0.01
+         for name, fall in at_10.items() if name != "IG, signed"}
+session.expect(beats["random"], "deleting the most-attributed 10 % lowers the prediction more than random deletions")
 if profile.name == "cpu":  # measured on this model: p below 1e-9 on these 100 reviews
-    session.expect(beats_attention, "deleting the most-attributed 10 % lowers it more than the most-attended 10 %")
-else:  # never run on bert-base by us: this run's finding, reported either way
-    print(f"on {model_name(profile)}: the most-attributed 10 % {'beat' if beats_attention else 'did not beat'} "
-          "the most-attended 10 % at p < 0.01")
+    session.expect(beats["last-layer attention"] and beats["attention rollout"],
+                   "the most-attributed 10 % lower it more than the most-attended 10 %, by either attention")
+print("signed integrated gradients beat, at p < 0.01: " + (", ".join(name for name, won in beats.items() if won)
+                                                           or "none"))
 
 # %% [markdown]
 # The deletion curves, with the spread of the mean (a 95 % interval over the 100 reviews) as a band.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-figure, axis = plt.subplots(figsize=(7, 4), layout="constrained")
+figure, axis = plt.subplots(figsize=(7.5, 4.5), layout="constrained")
 for name, found in drops.items():
     mean = found.mean(axis=1)
     half = 1.96 * found.std(axis=1, ddof=1) / math.sqrt(found.shape[1])
     shown = [0.0, *fractions]
     axis.plot(shown, [0.0, *mean], "o-", label=name)
-    axis.fill_between(shown, [0.0, *(mean - half)], [0.0, *(mean + half)], alpha=0.2)
+    axis.fill_between(shown, [0.0, *(mean - half)], [0.0, *(mean + half)], alpha=0.15)
 axis.set(title=f"Deletion curves on {len(encoded_probe)} held-out reviews", xlabel="share of tokens deleted",
          ylabel="fall of P(predicted class)")
 axis.xaxis.set_major_formatter(lambda x, _: f"{x:.0%}")
-axis.legend(loc="upper left")
+axis.legend(loc="upper left", fontsize=8)
 plt.show()
 
 # %% [markdown]
-# Read the table and the curves together: the tokens integrated gradients rank first are the ones
-# the prediction depends on, far more than random ones, and (here) more than the tokens that
-# receive the most last-layer attention (averaged over heads and query tokens); ranking by the
-# size of the attributions, by gradient x input, or by attention rolled out over all layers was
-# not compared. The p-values above say whether each gap could be chance over 100 reviews.
+# Read the table and the curves together. What was compared: three attributions computed from
+# gradients and two summaries of attention, on one model and 100 reviews, by one test (deletion
+# without retraining). In the committed `cpu` run the signed integrated gradients lead every other
+# ranking at 10 % deleted, each gap at p < 1e-9:
+#
+# - **|IG|** falls well behind the signed ranking (0.27 against 0.47): ranking by size alone also
+#   deletes tokens that pushed *against* the prediction, and losing those raises its probability.
+#   A saliency map drawn in absolute values hides exactly that.
+# - **Last-layer attention** does about as well as |IG| (0.26) and far better than random: the
+#   tokens the last layer reads most do matter. But it has no sign, and it agrees with the
+#   attributions only loosely.
+# - **Attention rollout** does worse than the last layer alone here (0.16): followed through all
+#   layers, with half of each layer's weight on the token itself, it spreads the credit more evenly.
+# - **Gradient x input**, notebook 04's colouring, does no better than random (0.015 against
+#   0.019, p = 0.09). The classifier is confident on most reviews, so the gradient at the review
+#   itself is small and says little about what each token did; integrated gradients average the
+#   gradient along the whole path from the baseline, where it is not small. Notebook 04 called its
+#   colours a rough guide; by this test they are not even that.
+#
+# So "attention fails as an explanation" is not what this shows: last-layer attention points at
+# tokens that matter, and so does |IG|, but only the signed path attribution finds the tokens the
+# prediction stands on.
+#
 # Within a review the attention a token receives and the size of its attribution agree only
 # loosely (the rank correlation printed before). One caveat: a review with a tenth of its tokens cut out is unlike
 # any training review, so part of any fall may come from the odd input rather than from the lost
@@ -318,16 +374,19 @@ plt.show()
 #
 # A held-out accuracy averages over whatever the test reviews happen to contain. CheckList
 # (Ribeiro et al., 2020) tests capabilities one at a time with sentences written from templates,
-# as unit tests test code. Five kinds, each with a rule for failure:
+# as unit tests test code. It has three types of test, each with its own rule for failure:
 #
-# - **minimum functionality**: short, plainly positive or negative sentences must get their label;
-# - **negation**: "not good" is negative, "not bad at all" positive;
-# - **contrast**: in "the cast is great but the film is dull" the clause after *but* carries the verdict;
-# - **invariance**: changing the names and titles, or adding a few typos to a real review, must not
-#   change the label;
-# - **direction**: appending a clearly negative sentence to a review must lower P(positive).
+# - **MFT**, minimum functionality: each case has an expected label. Plainly positive and plainly
+#   negative sentences; negation ("not good" is negative, "not bad at all" positive); contrast (in
+#   "the cast is great but the film is dull" the clause after *but* carries the verdict).
+# - **INV**, invariance: the label must not change when something irrelevant does: the names,
+#   the film titles, or a few typos in a real review. Each case is a group of texts; it fails
+#   when they do not all get one label.
+# - **DIR**, direction: appending a clearly negative sentence to a review must not *raise*
+#   P(positive). As in Ribeiro et al.'s sentiment tests, a case fails only when the score moves
+#   the wrong way by more than 0.1: a tie, or a wobble too small to mean anything, passes.
 #
-# The templates, filled with every combination of their choices:
+# The templates, filled with every combination of their choices (every test has at least 20 cases):
 
 # %%
 good = ["good", "great", "wonderful", "excellent", "brilliant", "enjoyable"]
@@ -335,6 +394,9 @@ bad = ["bad", "terrible", "awful", "boring", "dull", "dreadful"]
 thing = ["movie", "film", "story", "acting"]
 names = ["John", "Maria", "Wei", "Aisha", "Olga", "Kwame"]
 titles = ["Casablanca", "The Room", "Titanic", "Cats"]
+about_people = ["{name} is wonderful in {title}.", "{name} is awful in {title}.",
+                "{name} plays the lead in {title}, and it works.", "{name} plays the lead in {title}, and it fails.",
+                "I watched {title} because of {name}."]
 checks = [
     Check("plainly positive", "label",
           [(t, 1) for t in fill("The {thing} was {adjective}.", thing=thing, adjective=good)]
@@ -352,11 +414,10 @@ checks = [
                                 adjective=good[:3], verdict=bad[:3])]
           + [(t, 1) for t in fill("The {part} is {adjective}, but the film is {verdict}.", part=["cast", "music"],
                                   adjective=bad[:3], verdict=good[:3])]),
-    Check("names and titles", "invariance",
-          [fill(template, name=names, title=titles) for template in (
-              "{name} is wonderful in {title}.", "{name} is awful in {title}.",
-              "{name} plays the lead in {title}, and it works.", "{name} plays the lead in {title}, and it fails.",
-              "I watched {title} because of {name}.")]),
+    Check("changed names", "invariance",  # one group per template and title: the six names
+          [fill(template.replace("{title}", title), name=names) for template in about_people for title in titles]),
+    Check("changed titles", "invariance",  # one group per template and name: the four titles
+          [fill(template.replace("{name}", name), title=titles) for template in about_people for name in names]),
     Check("typos", "invariance",
           [[text, with_typos(text, seed=i)] for i, text in enumerate(probe_texts)]),
     Check("appended negative sentence", "direction",
@@ -364,7 +425,8 @@ checks = [
 ]
 for check in checks:
     shown = check.cases[0] if check.kind == "label" else check.cases[0][:2]
-    print(f"{check.name:<28} {check.kind:<10} {len(check.cases):>3} cases, e.g. {str(shown)[:90]}")
+    print(f"{check.name:<28} {check.test_type} {len(check.cases):>4} cases, e.g. {str(shown)[:90]}")
+assert min(len(check.cases) for check in checks) >= 20
 
 # %% [markdown]
 # The typo test swaps two neighbouring letters inside three words of each review; here are the
@@ -378,7 +440,11 @@ print(", ".join(f"{before} -> {after}" for before, after in zip(probe_texts[0].s
 # %% [markdown]
 # Both models take every test: the transformer, and notebook 04's TF-IDF baseline refitted here
 # on the same training reviews (its C chosen on the validation reviews). Each is a function from
-# texts to P(positive).
+# texts to P(positive). For each test the table gives the cases each model failed, the share,
+# and its 95 % interval (Wilson's, which stays sound at 0 of 24, where the usual one collapses to
+# a point). The last column compares the two models on the same cases with McNemar's test, as
+# notebook 04 compared them on reviews. There is no average over the tests on purpose: it would
+# weigh 24 template sentences like 100 real reviews, and a capability's failures are not a score.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -394,60 +460,97 @@ def baseline_model(texts):
 
 
 models = {"transformer": transformer, "TF-IDF": baseline_model}
-rates = failure_rates(checks, models)
-print(f"{'failure rate':<28} {'cases':>5} {'transformer':>12} {'TF-IDF':>8}")
+failed = {check.name: {name: failures(check, predict) for name, predict in models.items()} for check in checks}
+print(f"{'test':<28} {'type':<4} {'cases':>5} {'transformer failed':>26} {'TF-IDF failed':>26} {'McNemar p':>10}")
 for check in checks:
-    print(f"{check.name:<28} {len(check.cases):>5} {rates[check.name]['transformer']:>12.0%} "
-          f"{rates[check.name]['TF-IDF']:>8.0%}")
-checklist_failure_rate = {name: round(float(np.mean([rates[c.name][name] for c in checks])), 3) for name in models}
-print("mean over the tests:", ", ".join(f"{name} {rate:.0%}" for name, rate in checklist_failure_rate.items()))
+    cells = []
+    for name in models:
+        count, n = int(failed[check.name][name].sum()), len(check.cases)
+        low, high = wilson_interval(count, n)
+        cells.append(f"{count:>3} = {count / n:>4.0%} [{low:>4.0%}, {high:>4.0%}]")
+    only_tfidf, only_transformer = disagreements(failed[check.name]["transformer"], failed[check.name]["TF-IDF"])
+    print(f"{check.name:<28} {check.test_type:<4} {len(check.cases):>5} {cells[0]:>26} {cells[1]:>26} "
+          f"{mcnemar_p(only_tfidf, only_transformer):>10.2g}")
+checklist_failures = {check.name: {"cases": len(check.cases),
+                                   **{name: int(found.sum()) for name, found in failed[check.name].items()}}
+                      for check in checks}
 
 # %% [markdown]
-# The same table as a figure.
+# The same table as a figure: each model's failure rate per test as a point, with its 95 % interval.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-figure, axis = plt.subplots(figsize=(8, 4), layout="constrained")
+figure, axis = plt.subplots(figsize=(8, 4.5), layout="constrained")
 positions = np.arange(len(checks))
-for offset, name in ((-0.2, "transformer"), (0.2, "TF-IDF")):
-    axis.barh(positions + offset, [rates[c.name][name] for c in checks], height=0.4, label=name)
-axis.set_yticks(positions, [c.name for c in checks])
+for offset, name in ((-0.15, "transformer"), (0.15, "TF-IDF")):
+    counts = [(int(failed[c.name][name].sum()), len(c.cases)) for c in checks]
+    rates = np.array([count / n for count, n in counts])
+    intervals = np.array([wilson_interval(count, n) for count, n in counts])
+    axis.errorbar(rates, positions + offset, xerr=[rates - intervals[:, 0], intervals[:, 1] - rates], fmt="o",
+                  capsize=3, label=name)
+axis.set_yticks(positions, [f"{c.name} ({c.test_type})" for c in checks])
 axis.invert_yaxis()
 axis.xaxis.set_major_formatter(lambda x, _: f"{x:.0%}")
-axis.set(title="Behaviour tests: share of cases failed", xlabel="failure rate (lower is better)", xlim=(0, 1))
+axis.set(title="Behaviour tests: share of cases failed, with 95 % intervals", xlabel="failure rate (lower is better)",
+         xlim=(-0.02, 1.02))
 axis.legend(loc="lower right")
 plt.show()
 
 # %% [markdown]
 # None of these sentences needs more than a line, and none is what a held-out accuracy measures:
-# a model can score well on real reviews and still fail a whole kind of sentence. The lines of the
-# table show where each model stands on each kind; on the `cpu` run committed here, look at the
-# negated negatives ("not bad at all"), the hardest line for both models. A bag of words sees
-# "bad" and "not" without their order; the transformer sees the order but learned from reviews in
-# which "not bad" is rare. Which negations and contrasts does the transformer get wrong? The
-# failures of each (up to 300 characters):
+# a model can score well on real reviews and still fail a whole kind of sentence. In the
+# committed `cpu` run both models fail every negated negative ("not bad at all"), and the
+# transformer fails a third of the contrasts, always the same way (below: a bad cast, a good film,
+# called negative), while it passes every plain sentence and every "not good". TF-IDF fails more
+# on four tests (McNemar p below 0.05 on three of them). The invariance and direction tests are
+# passed by both: names, titles, three typos and an appended verdict move neither model the wrong
+# way (with ties no longer counted as failures, the appended sentence never *raised* P(positive) by
+# more than 0.1). Read the intervals before the rates: 0 of 20 is compatible with a failure rate
+# up to 16 %.
+# A bag of words sees "bad" and "not" without their order; the transformer sees the order but
+# learned from reviews in which "not bad" is rare. Which negations and contrasts does the
+# transformer get wrong? The failures of each (up to 300 characters):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 for check in checks[2:5]:
-    failed = [text for (text, _), bad_case in zip(check.cases, failures(check, transformer)) if bad_case]
-    print(f"{check.name}: {(', '.join(failed) or 'none')[:300]}")
+    wrong = [text for (text, _), bad_case in zip(check.cases, failed[check.name]["transformer"]) if bad_case]
+    print(f"{check.name}: {(', '.join(wrong) or 'none')[:300]}")
 
 # %% [markdown]
 # ## 6. Calibration: does 90 % confident mean 90 % right?
 #
 # A classifier is *calibrated* if, among the reviews it labels with confidence 0.9, 90 % are
-# right. The **reliability diagram** sorts the held-out reviews into bins of confidence (for two
-# classes the confidence, the probability of the predicted label, lies between 0.5 and 1) and
-# plots each bin's accuracy against its mean confidence; the **expected calibration error** (ECE)
-# is the gap between the two, averaged with the bins' shares of the reviews. Modern deep networks
-# are often overconfident (Guo et al., 2017, on image classifiers and older NLP models), but
-# pretrained transformers fine-tuned and tested within their own domain were found fairly well
-# calibrated (Desai & Durrett, 2020): expect a temperature near 1 here, not a large correction.
+# right. The **reliability diagram** sorts the held-out reviews into bins of confidence and plots
+# each bin's accuracy against its mean confidence; the **expected calibration error** (ECE) is the
+# gap between the two, averaged with the bins' shares of the reviews. For two classes the
+# confidence, the probability of the *predicted* label, is at least 0.5, so the bins split
+# [0.5, 1]: 10 bins of width 0.05. (Binning P(positive) over [0, 1] instead would sort the same
+# reviews by which label they got as well; the [0.5, 1] form is Guo et al.'s and what libraries report.)
+# Modern deep networks are often overconfident (Guo et al., 2017, on image classifiers and older
+# NLP models), but pretrained transformers fine-tuned and tested within their own domain were
+# found fairly well calibrated (Desai & Durrett, 2020): expect a temperature near 1 here, not a
+# large correction.
 #
+# ECE written out, in four lines, and checked against the helper:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+confidence = np.maximum(test_probability, 1 - test_probability)  # the probability of the predicted label
+right = predicted_labels(test_probability) == test_labels
+which_bin = np.minimum(((confidence - 0.5) * 20).astype(int), 9)  # 10 bins of width 0.05; 1.0 goes in the last
+ece_written_out = sum(np.mean(which_bin == b) * abs(right[which_bin == b].mean() - confidence[which_bin == b].mean())
+                      for b in range(10) if np.any(which_bin == b))
+print(f"ECE written out {ece_written_out:.5f}; helper {expected_calibration_error(test_probability, test_labels):.5f}")
+assert abs(ece_written_out - expected_calibration_error(test_probability, test_labels)) < 1e-9
+
+# %% [markdown]
 # **Temperature scaling** divides every logit margin by one number $T$, fitted to minimise the
 # cross-entropy on the validation reviews, never the test ones. Dividing by a positive number
-# keeps every margin's sign, so no prediction changes; only the confidence does.
+# keeps every margin's sign, so no prediction changes; only the confidence does. The fit written
+# out: the cross-entropy of a margin $m$ with label $y \in \{0, 1\}$ is $-\log \sigma(\pm m / T)$ (the
+# sign + for a positive review), and a fine grid of temperatures finds its minimum; the helper uses
+# a bounded one-dimensional optimiser instead, and the two must agree.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -455,22 +558,45 @@ encoded_validation = encode(tokenizer, list(validation["text"]), max_length)
 validation_logits = predict_logits(model, encoded_validation, pad_id, precision=profile.precision)
 validation_margins = validation_logits[:, 1] - validation_logits[:, 0]
 validation_labels = np.array(validation["label"])
+signs = np.where(validation_labels == 1, 1.0, -1.0)
+grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 4001))  # the helper's range, 0.15 % apart
+losses = [np.mean(np.logaddexp(0.0, -signs * validation_margins / t)) for t in grid]  # -log sigmoid(x) = log(1 + e^-x)
+temperature_written_out = float(grid[np.argmin(losses)])
 temperature = fit_temperature(validation_margins, validation_labels)
+print(f"temperature fitted on {len(validation_labels)} validation reviews: T = {temperature:.3f} "
+      f"(grid {temperature_written_out:.3f})")
+assert negative_log_likelihood(validation_margins, validation_labels, temperature) <= min(losses) + 1e-6
+session.expect(abs(math.log(temperature_written_out / temperature)) <= 0.005, "the grid and the optimiser agree on T")
+
+# %% [markdown]
+# Now the test reviews before and after. An ECE over 1,000 reviews is itself uncertain: the
+# brackets give a 95 % bootstrap interval (the 1,000 reviews resampled 1,000 times), and the last
+# line the interval of the change, resampling the same reviews for both (a paired interval).
+
+# %%
+# NBVAL_IGNORE_OUTPUT
 calibrated = scaled_probability(test_margins, temperature)
 ece_before = expected_calibration_error(test_probability, test_labels)
 ece_after = expected_calibration_error(calibrated, test_labels)
-print(f"temperature fitted on {len(validation_labels)} validation reviews: T = {temperature:.2f}")
-print(f"{'test reviews':<14} {'ECE':>6} {'cross-entropy':>14}")
-for name, probability, t in (("before", test_probability, 1.0), ("after", calibrated, temperature)):
-    print(f"{name:<14} {expected_calibration_error(probability, test_labels):>6.3f} "
+ece_before_ci = bootstrap_interval(expected_calibration_error, test_probability, test_labels, seed=profile.seed)
+ece_after_ci = bootstrap_interval(expected_calibration_error, calibrated, test_labels, seed=profile.seed)
+ece_change_ci = bootstrap_interval(lambda p, q, y: expected_calibration_error(q, y) - expected_calibration_error(p, y),
+                                   test_probability, calibrated, test_labels, seed=profile.seed)
+print(f"{'test reviews':<14} {'ECE':>6} {'95 % interval':>16} {'cross-entropy':>14}")
+for name, probability, t, (low, high) in (("before", test_probability, 1.0, ece_before_ci),
+                                          ("after", calibrated, temperature, ece_after_ci)):
+    print(f"{name:<14} {expected_calibration_error(probability, test_labels):>6.3f} {f'[{low:.3f}, {high:.3f}]':>16} "
           f"{negative_log_likelihood(test_margins, test_labels, t):>14.3f}")
+print(f"change of ECE {ece_after - ece_before:+.3f}, 95 % paired interval [{ece_change_ci[0]:+.3f}, "
+      f"{ece_change_ci[1]:+.3f}]")
 assert np.array_equal(calibrated >= 0.5, test_probability >= 0.5), "temperature scaling changes no prediction"
 assert (negative_log_likelihood(validation_margins, validation_labels, temperature)
         <= negative_log_likelihood(validation_margins, validation_labels, 1.0)), "the fit lowers validation loss"
 
 # %% [markdown]
-# The reliability diagrams, before and after. A calibrated model's bars reach the diagonal;
-# the numbers over the bars are the reviews in each bin.
+# The reliability diagrams, before and after. A calibrated model's points sit on the diagonal;
+# the bars under them give each bin's accuracy with its 95 % interval (Wilson's), and the numbers
+# the reviews in each bin.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -480,22 +606,44 @@ for axis, (title, probability) in zip(axes, [(f"before (ECE {ece_before:.3f})", 
     bins = reliability_bins(probability, test_labels)
     width = bins["edges"][1] - bins["edges"][0]
     axis.bar(bins["edges"][:-1], np.nan_to_num(bins["accuracy"]), width=width, align="edge", edgecolor="white",
-             label="accuracy in the bin")
-    axis.plot([0.5, 1], [0.5, 1], "k--", linewidth=1, label="calibrated")
-    for left, count, height in zip(bins["edges"][:-1], bins["count"], np.nan_to_num(bins["accuracy"])):
+             alpha=0.6, label="accuracy in the bin")
+    for centre, count, accuracy_in_bin in zip(bins["edges"][:-1] + width / 2, bins["count"], bins["accuracy"]):
         if count:
-            axis.text(left + width / 2, height + 0.01, str(count), ha="center", fontsize=7)
-    axis.set(title=title, xlabel="confidence (probability of the predicted label)", xlim=(0.5, 1), ylim=(0, 1.08))
+            low, high = wilson_interval(round(accuracy_in_bin * count), count)
+            axis.plot([centre, centre], [low, high], color="black", linewidth=1)
+            axis.text(centre, 0.03, str(count), ha="center", fontsize=7)
+    axis.plot([0.5, 1], [0.5, 1], "k--", linewidth=1, label="calibrated")
+    axis.set(title=title, xlabel="confidence (probability of the predicted label)", xlim=(0.5, 1), ylim=(0, 1.05))
 axes[0].set_ylabel("accuracy")
 axes[0].legend(loc="upper left")
 plt.show()
 
 # %% [markdown]
-# One number changed the confidence of a thousand predictions and none of their labels. How much
-# it helps depends on how miscalibrated the model was: the fitted T says that (T above 1: the
-# model was overconfident). An ECE over 1,000 reviews is itself uncertain, and it moves with the
-# number of bins (exercise 3), so trust the direction the cross-entropy agrees with more than the
-# third decimal.
+# The bins below 0.8 deserve a look, because they are where the diagram strays furthest from the
+# diagonal. The table gives each bin's reviews, mean confidence and accuracy after scaling, with
+# the accuracy's 95 % interval:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+bins_after = reliability_bins(calibrated, test_labels)
+print(f"{'bin':>12} {'reviews':>8} {'confidence':>11} {'accuracy':>9} {'95 % interval':>15}")
+for left, count, mean_confidence, accuracy_in_bin in zip(bins_after["edges"][:-1], bins_after["count"],
+                                                         bins_after["confidence"], bins_after["accuracy"]):
+    if count:
+        low, high = wilson_interval(round(accuracy_in_bin * count), count)
+        print(f"{left:>5.2f}-{left + 0.05:<5.2f} {count:>8} {mean_confidence:>11.2f} {accuracy_in_bin:>9.0%} "
+              f"{f'[{low:.0%}, {high:.0%}]':>15}")
+
+# %% [markdown]
+# Two things to read here. First, the bins under 0.6 hold 13 and 20 reviews, and their
+# accuracies of 38 % and 45 % (committed run) sound alarming next to confidences of 0.53 and 0.57;
+# but their intervals (18-64 % and 26-66 %) contain the confidence: with so few reviews a bin's
+# accuracy is too uncertain to call miscalibrated, and ECE weights such bins by their share, 3 %
+# of the reviews. Most reviews sit in the top two bins, where accuracy and confidence agree within
+# a point. Second, the intervals of the ECE before and after overlap widely, and the paired
+# interval of the change contains zero: on 1,000 reviews, temperature scaling's improvement is not
+# shown. What it certainly does is small and safe (no label changes, cross-entropy a little lower),
+# and the fitted T says which way the model leaned: above 1, slightly overconfident.
 #
 # ## 7. A smaller student
 #
@@ -508,51 +656,116 @@ plt.show()
 # The student starts from the teacher's embeddings, its lowest half of layers and its classifier
 # head. That is Patient KD's choice (Sun et al., 2019); DistilBERT instead took one layer of every
 # two from BERT (Sanh et al., 2019). We keep the lowest layers because they form a working
-# encoder as they stand: each layer reads exactly what it read inside the teacher. It trains for
-# one epoch with the profile's recipe, with the teacher's forward pass in every step, on a
-# stratified part of the same training reviews (2,400 of the 3,600 at the `cpu` profile, to keep
-# the notebook to about 7 minutes on 2 cores with bf16, 12 in fp32; 10,000 of the 22,500 at the
-# `gpu` profile).
+# encoder as they stand: each layer reads exactly what it read inside the teacher. (Which of the
+# two starts learns better here is not measured.) The student written out: the teacher's
+# configuration with fewer layers, filled with the teacher's weights wherever a name matches;
+# the upper layers' weights have no place in it. It must equal the helper's student.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 model.set_attn_implementation(profile.attention_kernel)  # the training kernel: no attention weights needed now
-student = student_from_teacher(model, layers=model.config.num_hidden_layers // 2)
-student.set_attn_implementation(profile.attention_kernel)
-student.bert.embeddings.word_embeddings.requires_grad_(not profile.freeze_word_embeddings)
+student_layers = model.config.num_hidden_layers // 2
+student_config = copy.deepcopy(model.config)
+student_config.num_hidden_layers = student_layers
+written_out_student = BertForReviewClassification(student_config)
+written_out_student.load_state_dict(model.state_dict(), strict=False)  # strict=False: the upper layers are left out
+student = student_from_teacher(model, layers=student_layers)
+assert all(torch.equal(mine.cpu(), theirs.cpu()) for mine, theirs in
+           zip(written_out_student.state_dict().values(), student.state_dict().values(), strict=True))
+del written_out_student
 print(f"teacher {model.config.num_hidden_layers} layers, {model.num_parameters() / 1e6:.1f} M parameters; "
       f"student {student.config.num_hidden_layers} layers, {student.num_parameters() / 1e6:.1f} M")
-taught = balanced_sample(fit_split, 2_400 if profile.name == "cpu" else 10_000, profile.seed)
-encoded_taught = encode(tokenizer, list(taught["text"]), max_length)
-start = time.perf_counter()
-student, student_history = fine_tune(student, encoded_taught, taught["label"], pad_id, profile,
-                                     steps=steps_per_epoch(len(encoded_taught), profile.batch_size),
-                                     loss=distillation_loss(model, temperature=2.0, soft_weight=0.5))
-student_seconds = time.perf_counter() - start
-student_probability = predict_probabilities(student, encoded_test, pad_id, precision=profile.precision)
-student_accuracy = float(np.mean(predicted_labels(student_probability) == test_labels))
-print(f"student trained on {len(encoded_taught):,} reviews in {student_seconds:.0f} s; "
-      f"test accuracy {student_accuracy:.1%} (teacher {accuracy:.1%}) on {len(test_labels):,} reviews")
-session.expect(student_accuracy > 0.75, "the distilled student scores above 75 %")
 
 # %% [markdown]
+# The distillation loss written out on one batch of 8 training reviews, beside the helper's
+# (both models in evaluation mode, so that dropout does not make the two calls differ):
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+eight = fit_split.select(range(8))
+check_batch = {key: value.to(device) for key, value in
+               pad_batch(encode(tokenizer, list(eight["text"]), max_length), pad_id, labels=eight["label"]).items()}
+inputs = {"input_ids": check_batch["input_ids"], "attention_mask": check_batch["attention_mask"]}
+student.eval()
+with torch.no_grad():
+    teacher_logits, student_logits = model(**inputs).logits.float(), student(**inputs).logits.float()
+    soft_teacher = torch.softmax(teacher_logits / 2.0, dim=-1)  # the teacher's probabilities at temperature 2
+    log_soft_student = torch.log_softmax(student_logits / 2.0, dim=-1)
+    kl = (soft_teacher * (soft_teacher.log() - log_soft_student)).sum(dim=-1).mean()  # KL(teacher || student)
+    cross_entropy = torch.nn.functional.cross_entropy(student_logits, check_batch["labels"])
+    written_out_loss = 0.5 * kl * 2.0**2 + 0.5 * cross_entropy  # x T^2 keeps the soft gradients' size
+    helper_loss = distillation_loss(model, temperature=2.0, soft_weight=0.5)(student, check_batch)
+print(f"distillation loss written out {written_out_loss.item():.6f}, helper {helper_loss.item():.6f}")
+assert abs(written_out_loss.item() - helper_loss.item()) <= 1e-4 * max(1.0, abs(helper_loss.item()))
+
+# %% [markdown]
+# The student learns from the teacher's own training reviews (all of them: 3,600 at the `cpu`
+# profile, 22,500 at `gpu`) for one epoch with the profile's recipe, with the teacher's forward
+# pass in every step. What do the teacher's soft probabilities add? A second student of the same
+# shape, from the same start, on the same reviews, with the same steps and seed, learns from the
+# labels alone; the difference between the two is the soft targets' share.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+encoded_fit = encode(tokenizer, list(fit_split["text"]), max_length)
+epoch_steps = steps_per_epoch(len(encoded_fit), profile.batch_size)
+students, student_seconds, student_probabilities = {}, {}, {}
+for name, loss in (("distilled", distillation_loss(model, temperature=2.0, soft_weight=0.5)),
+                   ("labels only", classification_loss)):
+    start = time.perf_counter()
+    fresh = student_from_teacher(model, layers=student_layers)
+    fresh.bert.embeddings.word_embeddings.requires_grad_(not profile.freeze_word_embeddings)
+    students[name], _ = fine_tune(fresh, encoded_fit, fit_split["label"], pad_id, profile, steps=epoch_steps, loss=loss)
+    student_seconds[name] = time.perf_counter() - start
+    student_probabilities[name] = predict_probabilities(students[name], encoded_test, pad_id,
+                                                        precision=profile.precision)
+student = students["distilled"]
+right_of = {"teacher": predicted_labels(test_probability) == test_labels,
+            **{name: predicted_labels(found) == test_labels for name, found in student_probabilities.items()}}
+print(f"{'':<22} {'test accuracy':>14} {'95 % interval':>15} {'training':>9}")
+for name, right_answers in right_of.items():
+    share = right_answers.mean()
+    half = accuracy_interval(share, len(test_labels))
+    print(f"{name:<22} {share:>14.1%} {f'+-{half:.1%}':>15} "
+          f"{f'{student_seconds[name]:.0f} s' if name in student_seconds else '(notebook 04)':>9}")
+for a, b in (("distilled", "teacher"), ("distilled", "labels only")):
+    only_a, only_b = disagreements(right_of[a], right_of[b])
+    print(f"{a} vs {b}: {only_a} reviews only the first gets right, {only_b} only the second; "
+          f"McNemar p = {mcnemar_p(only_a, only_b):.2g}")
+student_accuracy = float(right_of["distilled"].mean())
+student_labels_only_accuracy = float(right_of["labels only"].mean())
+student_vs_teacher_mcnemar_p = mcnemar_p(*disagreements(right_of["distilled"], right_of["teacher"]))
+soft_targets_mcnemar_p = mcnemar_p(*disagreements(right_of["distilled"], right_of["labels only"]))
+session.expect(student_accuracy > 0.75, "the distilled student scores above 75 %")
+del students
+
+# %% [markdown]
+# In the committed `cpu` run the distilled student scores 87.9 %, two points under its teacher
+# (McNemar p = 0.01: half the layers cost something real), and the student of the same shape
+# trained on the labels alone 86.0 %: the teacher's soft probabilities are worth about two points
+# here, and McNemar's test on the same 1,000 reviews (p = 0.003) says that is not chance. They
+# cost time: the distilled student's training runs the teacher forward in every step, 169 s
+# against 112 s for the labels alone. One seed each; the same start, reviews and steps.
+#
 # Teacher and student, in float32 and in notebook 05's dynamic int8, side by side on the CPU
 # (where int8 runs and where such models are usually served): accuracy on 200 held-out reviews,
 # the size of the saved weights, and the median milliseconds per review when reviews come one at a
 # time (batch 1) and 32 together. The four models take turns, so that a busy moment of the
-# machine hits all alike. At the `gpu` profile the table is smaller (100 reviews, one round of
-# batch 32): a batch of 32 long reviews takes bert-base about 30 s on 2 CPU cores.
+# machine hits all alike. At the `gpu` profile the table is smaller (accuracy on 40 reviews, 16
+# of them timed one at a time, one round of batch 32), to keep the cell near 2 minutes on Colab's
+# CPU: a batch of 32 long reviews takes bert-base about 30 s on 2 cores. Its accuracy column is
+# then a rough check only (+-15 points); the agreement with the teacher is the number to read.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 served = {"teacher fp32": copy.deepcopy(model).cpu().eval(), "student fp32": copy.deepcopy(student).cpu().eval()}
 served["teacher int8"] = quantize_int8(served["teacher fp32"])
 served["student int8"] = quantize_int8(served["student fp32"])
-table_reviews = balanced_sample(test, 200 if profile.name == "cpu" else 100, profile.seed)
+table_reviews = balanced_sample(test, 200 if profile.name == "cpu" else 40, profile.seed)
 encoded_table = encode(tokenizer, list(table_reviews["text"]), max_length)
 table_labels = np.array(table_reviews["label"])
 reviews_32 = encoded_table[:32]
-singles = [pad_batch([one], pad_id) for one in reviews_32]
+singles = [pad_batch([one], pad_id) for one in reviews_32[:32 if profile.name == "cpu" else 16]]
 batch_32 = pad_batch(reviews_32, pad_id)
 one_at_a_time = {name: [] for name in served}
 together = {name: [] for name in served}
@@ -562,19 +775,20 @@ for one in singles:
 for _ in range(3 if profile.name == "cpu" else 1):
     for name, variant in served.items():
         together[name].append(median_latency_ms(variant, batch_32, repeats=1) / 32)
-said = {name: predict_probabilities(variant, encoded_table, pad_id) >= 0.5 for name, variant in served.items()}
-rows = {name: ((said[name] == table_labels).mean(), (said[name] == said["teacher fp32"]).mean(),
-               weights_megabytes(variant), np.median(one_at_a_time[name]), np.median(together[name]))
+said = {name: predicted_labels(predict_probabilities(variant, encoded_table, pad_id))
         for name, variant in served.items()}
+table = {name: ((said[name] == table_labels).mean(), (said[name] == said["teacher fp32"]).mean(),
+                weights_megabytes(variant), np.median(one_at_a_time[name]), np.median(together[name]))
+         for name, variant in served.items()}
 print(f"{'':<14} {'accuracy':>9} {'agrees with teacher':>20} {'MB saved':>9} {'ms/review, batch 1':>19} "
       f"{'ms/review, batch 32':>20}")
-for name, (right, agree, megabytes, single, batched) in rows.items():
-    print(f"{name:<14} {right:>9.1%} {agree:>20.1%} {megabytes:>9.0f} {single:>19.1f} {batched:>20.1f}")
+for name, (right_share, agree, megabytes, single, batched) in table.items():
+    print(f"{name:<14} {right_share:>9.1%} {agree:>20.1%} {megabytes:>9.0f} {single:>19.1f} {batched:>20.1f}")
 print(f"(an accuracy on {len(table_labels)} reviews is uncertain by about "
       f"+-{1.96 * math.sqrt(0.25 / len(table_labels)):.0%} at most; agreement compares models on the same reviews)")
-student_speedup = rows["teacher fp32"][3] / rows["student fp32"][3]
+student_speedup = table["teacher fp32"][3] / table["student fp32"][3]
 print(f"student speed-up at batch 1: {student_speedup:.2f}x (fp32), "
-      f"{rows['teacher fp32'][3] / rows['student int8'][3]:.2f}x with int8")
+      f"{table['teacher fp32'][3] / table['student int8'][3]:.2f}x with int8")
 embeddings = sum(p.numel() for p in student.bert.embeddings.parameters())
 print(f"the embeddings are {embeddings / 1e6:.1f} M of the student's {student.num_parameters() / 1e6:.1f} M "
       f"parameters ({embeddings / student.num_parameters():.0%})")
@@ -590,9 +804,7 @@ print(f"the embeddings are {embeddings / 1e6:.1f} M of the student's {student.nu
 # (written out, `eager`, in the committed bf16 run) in float32, which writes a 256 x 256 score
 # matrix per head and review. Timed apart on notebook 04's classifier and 32 test reviews
 # (`benchmarks/results/serving.md`, not in this notebook's run): written out, 42.4 ms per review
-# at batch 1 and 70.7 at batch 32; with the fused kernel, 38.3 and 45.6. What
-# we did not measure: a student of the same size trained on the labels alone, which is the
-# comparison that would show what the teacher's soft probabilities add.
+# at batch 1 and 70.7 at batch 32; with the fused kernel, 38.3 and 45.6.
 
 # %% [markdown]
 # ## 8. Exercises
@@ -603,6 +815,7 @@ print(f"the embeddings are {embeddings / 1e6:.1f} M of the student's {student.nu
 
 # %% tags=["solution"]
 # NBVAL_IGNORE_OUTPUT
+model.set_attn_implementation("eager")  # as in section 2
 masked_ig, masked_change = integrated_gradients(model, ids, baseline_id=tokenizer.mask_token_id, steps=steps)
 print(f"completeness error with [MASK]: {abs(masked_ig.sum() - masked_change) / abs(masked_change):.1e}")
 print("top 5 with [PAD]: ", [tokens[i] for i in np.argsort(-np.abs(ig.cpu().numpy()))[:5]])
@@ -611,16 +824,18 @@ assert abs(masked_ig.sum() - masked_change) < 0.01 * abs(masked_change)
 
 # %% [markdown]
 # **Exercise 2.** Write a CheckList test of your own: intensifiers. "The film was really good"
-# should score higher than "The film was good" (a direction test, reversed): it fails where
-# P(positive) does not rise, a tie included. Which model fails it more often?
+# should score at least as high as "The film was good" (a direction test, turned round): with
+# section 5's tolerance, a case fails where adding "really" lowers P(positive) by more than 0.1.
+# Which model fails it more often?
 
 # %% tags=["solution"]
 # NBVAL_IGNORE_OUTPUT
 plain = fill("The {thing} was {adjective}.", thing=thing, adjective=good)
 stronger = fill("The {thing} was really {adjective}.", thing=thing, adjective=good)
-intensifier = Check("intensifier", "direction", list(zip(stronger, plain)))  # fails where P(positive) rises
+# a direction test expects the second text to score lower: (stronger, plain) fails where plain scores over 0.1 higher
+intensifier = Check("intensifier", "direction", list(zip(stronger, plain)))
 for name, predict in models.items():
-    print(f"{name}: intensifier failure rate {failures(intensifier, predict).mean():.0%}")
+    print(f"{name}: intensifier failure rate {failures(intensifier, predict).mean():.0%} of {len(plain)} cases")
 
 # %% [markdown]
 # **Exercise 3.** Expected calibration error depends on the bins. Compute it with 5, 10 and 20
@@ -644,8 +859,18 @@ for bins in (5, 10, 20):
 summary = print_summary(
     session, notebook="06_trust_and_distillation",
     ig_completeness_error=float(f"{ig_completeness_error:.2e}"),
-    deletion_drop_attributed=round(deletion_drop_attributed, 4), deletion_drop_random=round(deletion_drop_random, 4),
-    deletion_drop_attention=round(deletion_drop_attention, 4), checklist_failure_rate=checklist_failure_rate,
-    ece_before=round(ece_before, 4), ece_after=round(ece_after, 4), temperature=round(temperature, 3),
-    accuracy=round(accuracy, 4), student_accuracy=round(student_accuracy, 4), student_speedup=round(student_speedup, 2),
+    deletion_drop_attributed=round(deletion_drop["IG, signed"], 4),
+    deletion_drop_abs_ig=round(deletion_drop["|IG|"], 4),
+    deletion_drop_grad_x_input=round(deletion_drop["grad x input"], 4),
+    deletion_drop_attention=round(deletion_drop["last-layer attention"], 4),
+    deletion_drop_rollout=round(deletion_drop["attention rollout"], 4),
+    deletion_drop_random=round(deletion_drop["random"], 4),
+    checklist_failures=checklist_failures,
+    ece_before=round(ece_before, 4), ece_after=round(ece_after, 4),
+    ece_before_ci=[round(x, 4) for x in ece_before_ci], ece_after_ci=[round(x, 4) for x in ece_after_ci],
+    temperature=round(temperature, 3), accuracy=round(accuracy, 4),
+    student_accuracy=round(student_accuracy, 4), student_labels_only_accuracy=round(student_labels_only_accuracy, 4),
+    student_vs_teacher_mcnemar_p=float(f"{student_vs_teacher_mcnemar_p:.2g}"),
+    soft_targets_mcnemar_p=float(f"{soft_targets_mcnemar_p:.2g}"),
+    student_seconds=round(student_seconds["distilled"], 1), student_speedup=round(student_speedup, 2),
 )
