@@ -155,6 +155,22 @@ def test_the_full_test_benchmark_scores_three_models_and_says_its_classifier_is_
     assert not [p for p in LEFT_BEHIND if p.name.startswith("stand-in-classifier-")], "the stand-in is removed"
 
 
+@pytest.mark.slow  # every benchmark at its smallest size: minutes
+def test_the_students_benchmark_distils_both_starts_with_every_seed(smallest):
+    summary, out = smallest
+    results = summary["results"]
+    lowest, every_other = results["student_lowest_accuracy_by_seed"], results["student_every_other_accuracy_by_seed"]
+    assert len(lowest) == len(every_other) == len(results["student_seeds"]) == 2
+    for accuracy in lowest + every_other:  # a share of the 32 test reviews, rounded to 4 decimals
+        assert accuracy * 32 == pytest.approx(round(accuracy * 32), abs=0.01)
+    assert results["student_lowest_minus_every_other_points"] == pytest.approx(
+        (sum(lowest) - sum(every_other)) / 2 * 100, abs=0.02)
+    low, high = results["student_lowest_minus_every_other_interval_points"]
+    assert low <= results["student_lowest_minus_every_other_points"] <= high
+    text = (out / "students.md").read_text()
+    assert "a stand-in" in text and "(0, 1, 2)" in text and "(0, 2, 4)" in text  # 3 of the 6 layers
+
+
 @pytest.mark.slow  # reads the whole data set
 def test_the_benchmarks_draw_notebook_04s_own_reviews():
     import dataclasses

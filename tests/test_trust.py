@@ -238,6 +238,18 @@ def test_student_keeps_the_teachers_lower_layers():
         student_from_teacher(teacher, layers=4)
 
 
+def test_a_student_can_take_one_teacher_layer_of_every_two_as_distilbert_did():
+    teacher = tiny_classifier(layers=4)
+    student = student_from_teacher(teacher, layers=2, keep=(0, 2))
+    taught = teacher.state_dict()
+    for key, value in student.state_dict().items():  # the student's layer 1 is the teacher's layer 2
+        source = key.replace("encoder.layer.1.", "encoder.layer.2.")
+        torch.testing.assert_close(value, taught[source])
+    for keep in ((0,), (2, 0), (1, 1), (3, 4)):  # too few, out of order, repeated, past the top
+        with pytest.raises(ValueError, match="must list 2 different layers"):
+            student_from_teacher(teacher, layers=2, keep=keep)
+
+
 def test_distillation_loss_mixes_the_teachers_softened_probabilities_and_the_labels():
     teacher = tiny_classifier(layers=2)
     batch = pad_batch([IDS, IDS[:5] + [102]], 0, labels=[1, 0])

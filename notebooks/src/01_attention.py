@@ -352,8 +352,8 @@ print(tokens)
 # layers runs self-attention and a feed-forward layer (two Linear maps with a GELU between, the
 # same for every token), each wrapped in a **residual connection** (its input is added to its
 # output, so a layer learns a change rather than a whole new vector, and gradients have a short
-# path back) and a **LayerNorm** (each token's vector rescaled to mean 0 and variance 1, then by
-# learnt weights). Attention is the only place where tokens exchange information; everything
+# path back) and a **LayerNorm** (each token's vector rescaled to mean 0 and variance 1, then scaled
+# and shifted by learnt weights). Attention is the only place where tokens exchange information; everything
 # else works on each token alone.
 
 # %%

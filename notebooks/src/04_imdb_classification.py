@@ -586,8 +586,11 @@ print(f"transformer minus TF-IDF by quartile: {'  '.join(f'{m * 100:+.1f}' for m
 # Below, the three wrong predictions with the highest confidence. Each token is coloured by how
 # much it pushed the model towards "positive" (red) or "negative" (blue): the gradient of the
 # positive-minus-negative logit with respect to the token's embedding, multiplied by the embedding
-# (*gradient x input*). It is a rough guide to what the model looked at, not a proof; notebook 06
-# replaces it with integrated gradients, which can be checked. The colours are drawn as a figure
+# (*gradient x input*). Take the colours with caution: notebook 06 finds that this attribution
+# picks tokens no better than random ones (its deletion test), because BERT's embedding LayerNorm
+# makes gradient x the word vector equal to minus gradient x the position and type vectors: the
+# colours say more about where a token sits than about the word. Notebook 06 replaces it with
+# integrated gradients, which can be checked. The colours are drawn as a figure
 # (`helpers.plotting.show_token_colours`), so that they show on GitHub too.
 
 # %%
