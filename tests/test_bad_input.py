@@ -462,9 +462,12 @@ def test_ctrl_c_during_a_long_run_stops_with_one_line(classifier_folder):
     import signal
 
     reviews = "".join(f"Review {i}, a fine film.\n" for i in range(300))  # one batch and a bit; the rest never comes
+    # A suite started in the background by a shell without job control (`make test &` in a script) inherits
+    # SIGINT ignored, and Python then installs no Ctrl-C handler: give the CLI a terminal's default.
     process = subprocess.Popen([sys.executable, "-m", "helpers.serving", "--model", str(classifier_folder),
                                 "--max-length", "32"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     process.stdin.write(reviews)
     process.stdin.flush()
     first = process.stdout.readline()  # results arrive before the input ends: the output streams
