@@ -56,13 +56,20 @@ def committed_accuracy() -> float | None:
     return json.loads(lines[-1].removeprefix("SUMMARY ")).get("accuracy") if lines else None
 
 
+def notebook_classifier(profile, folder: Path | None, size: str) -> Path:
+    """Return the folder of notebook 04's classifier; stop with a sentence if it is missing (but at the smallest
+    size, whose caller trains a stand-in)."""
+    folder = Path(folder or classifier_dir(profile))
+    if not (folder / "model.safetensors").is_file() and size != "smallest":
+        raise MissingNotebookModel(f"No classifier in {folder}: run notebook 04 first (make run), or set "
+                                   "TUTORIAL_WORKDIR (or TUTORIAL_MODELS_DIR) to the folder that holds it.")
+    return folder
+
+
 def run(size: str = "full", folder: Path | None = None) -> Result:
     settings = SIZES[size]
     profile = get_profile("cpu")
-    folder, origin, stand_in = Path(folder or classifier_dir(profile)), "notebook 04's (in the work folder)", None
-    if not (folder / "model.safetensors").is_file() and size != "smallest":
-        raise MissingNotebookModel(f"No classifier in {folder}: run notebook 04 first (make run), or set "
-                                "TUTORIAL_WORKDIR (or TUTORIAL_MODELS_DIR) to the folder that holds it.")
+    folder, origin, stand_in = notebook_classifier(profile, folder, size), "notebook 04's (in the work folder)", None
     splits = load_reviews(dataclasses.replace(profile, train_reviews=None, test_reviews=None))
     train = load_reviews(profile)["train"]  # the profile's 4,000: notebook 04's training and validation reviews
     fit, validation = validation_split(train, profile.validation_fraction, profile.seed)

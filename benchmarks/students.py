@@ -16,12 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import MissingNotebookModel, Result
-from benchmarks.full_test import stand_in_classifier
+from benchmarks.common import Result
+from benchmarks.full_test import notebook_classifier, stand_in_classifier
 from helpers.classification import encode, fine_tune, predict_probabilities
 from helpers.data import balanced_sample, load_reviews, validation_split
 from helpers.distillation import distillation_loss, student_from_teacher
-from helpers.models import classifier_dir
 from helpers.profile import get_profile
 from helpers.serving import load_classifier
 from helpers.stats import disagreements, mcnemar_p, over_seeds, predicted_labels
@@ -38,10 +37,7 @@ def starts(layers: int) -> dict[str, tuple[int, ...]]:
 def run(size: str = "full", folder: Path | None = None) -> Result:
     settings = SIZES[size]
     profile = get_profile("cpu")
-    folder, origin, stand_in = Path(folder or classifier_dir(profile)), "notebook 04's (in the work folder)", None
-    if not (folder / "model.safetensors").is_file() and size != "smallest":
-        raise MissingNotebookModel(f"No classifier in {folder}: run notebook 04 first (make run), or set "
-                                   "TUTORIAL_WORKDIR (or TUTORIAL_MODELS_DIR) to the folder that holds it.")
+    folder, origin, stand_in = notebook_classifier(profile, folder, size), "notebook 04's (in the work folder)", None
     splits = load_reviews(profile)
     fit, _ = validation_split(splits["train"], profile.validation_fraction, profile.seed)
     if settings["fit_reviews"]:

@@ -69,7 +69,8 @@ def replica_reviews(train: Dataset, run: ReplicaRun) -> Dataset:
 
 
 def replica_model(run: ReplicaRun, profile: Profile) -> BertForReviewClassification:
-    """Return the classifier every process starts from: notebook 04's (`new_classifier`), without dropout unless asked.
+    """Return the classifier every process starts from: notebook 04's (`new_classifier`), without dropout unless asked
+    (then with the profile's dropout, which is none at `cpu`).
 
     The same head in every process (drawn with `run.seed`), the profile's attention kernel, and its
     word embeddings frozen where the profile freezes them.

@@ -43,6 +43,19 @@ def tiny_classifier(layers: int = 2, kernel: str = "eager") -> BertForReviewClas
     return BertForReviewClassification(config).eval()
 
 
+def linear_margin(model: BertForReviewClassification, weight: torch.Tensor) -> torch.nn.Module:
+    """Return a model with `model`'s embeddings whose margin is linear in the token vectors: x @ weight, summed."""
+
+    class Linear(torch.nn.Module):
+        bert = model.bert
+
+        def forward(self, inputs_embeds):
+            margin = inputs_embeds @ weight  # (B, T)
+            return type("Out", (), {"logits": torch.stack([torch.zeros(len(margin)), margin.sum(dim=1)], dim=1)})
+
+    return Linear()
+
+
 def test_forward_takes_token_vectors_instead_of_ids():
     model = tiny_classifier()
     ids = torch.tensor([IDS])
@@ -72,15 +85,9 @@ def test_integrated_gradients_are_exact_for_a_model_linear_in_its_inputs():
     """With a constant gradient, one step gives the exact attribution: the difference times the weight."""
     model = tiny_classifier()
     weight = torch.randn(32)
+    linear = linear_margin(model, weight)
 
-    class Linear(torch.nn.Module):
-        bert = model.bert
-
-        def forward(self, inputs_embeds):
-            margin = inputs_embeds @ weight  # (B, T)
-            return type("Out", (), {"logits": torch.stack([torch.zeros(len(margin)), margin.sum(dim=1)], dim=1)})
-
-    attributions, change = integrated_gradients(Linear(), IDS, baseline_id=0, steps=1)
+    attributions, change = integrated_gradients(linear, IDS, baseline_id=0, steps=1)
     embed = model.bert.embeddings.word_embeddings
     expected = (embed(torch.tensor(IDS)) - embed(torch.tensor([IDS[0]] + [0] * 7 + [IDS[-1]]))) @ weight
     # a linear margin: one step is exact up to float32 rounding (rtol about 1e-7 per operation, 100x margin)
@@ -111,15 +118,9 @@ def test_gradient_x_input_is_each_vector_times_the_weight_for_a_linear_margin():
     """A margin linear in the token vectors, x @ w summed over tokens: token i gets x_i @ w, signs included."""
     model = tiny_classifier()
     weight = torch.randn(32)
+    linear = linear_margin(model, weight)
 
-    class Linear(torch.nn.Module):
-        bert = model.bert
-
-        def forward(self, inputs_embeds):
-            margin = inputs_embeds @ weight  # (B, T)
-            return type("Out", (), {"logits": torch.stack([torch.zeros(len(margin)), margin.sum(dim=1)], dim=1)})
-
-    found = gradient_x_input(Linear(), IDS)
+    found = gradient_x_input(linear, IDS)
     expected = model.bert.embeddings.word_embeddings(torch.tensor(IDS)) @ weight
     np.testing.assert_allclose(found, expected.detach().numpy(), rtol=1e-5, atol=1e-6)  # float32 rounding
     assert gradient_x_input(tiny_classifier(), IDS).shape == (len(IDS),)
