@@ -91,8 +91,7 @@ def run(size: str = "full", folder: Path | None = None) -> Result:
     full, full_train_size = full_train_baseline(full_train["text"], full_train["label"], validation["text"],
                                                 validation["label"])  # notebook 04's anchor
     try:
-        model, tokenizer = load_classifier(folder)
-        model.set_attn_implementation(profile.attention_kernel)
+        model, tokenizer = load_classifier(folder)  # scored with the fused kernel, as every helper scores
         probabilities = predict_probabilities(model, encode(tokenizer, test_texts, profile.max_length),
                                               tokenizer.pad_token_id, precision=profile.precision)
     finally:

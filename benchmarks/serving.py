@@ -5,8 +5,9 @@ folder; `make run` keeps it). Otherwise it fine-tunes one here first, shorter th
 (256 tokens, 1 epoch of the cpu profile's training reviews), and says so. Latency per review at batch
 1 (each of 32 held-out reviews alone) and at batch 32 (the same reviews, length-sorted, in one
 padded batch); the models take turns. Accuracy on the held-out reviews. Beside them, the float32
-model with the attention written out (the `eager` kernel notebook 06 serves with under bf16), to
-tell what that kernel costs at each batch size from what padding costs.
+model with the attention written out (the `eager` kernel the cpu profile trains with under bf16),
+to tell what that kernel costs at each batch size from what padding costs: why every helper
+scores with the fused kernel.
 """
 
 from __future__ import annotations

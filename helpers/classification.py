@@ -19,7 +19,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from helpers.batching import Batch, pad_batch, training_batches
 from helpers.data import LABEL_NAMES
 from helpers.device import autocast, free_memory
-from helpers.models import check_model_folder, load_pretrained
+from helpers.models import attention_kernel, check_model_folder, load_pretrained
 from helpers.stats import predicted_labels
 from helpers.tokenization import encode_head_tail
 from helpers.training import TrainConfig, TrainingLoop
@@ -97,11 +97,16 @@ def classification_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, encoded: Sequence[Sequence[int]], pad_id: int,
-                   batch_size: int = 64, precision: str = "fp32") -> np.ndarray:
+                   batch_size: int = 64, precision: str = "fp32", attention: str | None = "sdpa") -> np.ndarray:
     """Return the (negative, positive) logits of each encoded review, batching reviews of similar length together.
 
-    A batch that runs out of memory is retried at half the size, down to one review.
+    Attention runs with the kernel `attention` (None: the model's own): the fused SDPA scores faster
+    than the written-out kernel even where that one trains faster. A batch that runs out of memory
+    is retried at half the size, down to one review.
     """
+    if attention is not None:
+        with attention_kernel(model, attention):
+            return predict_logits(model, encoded, pad_id, batch_size, precision, attention=None)
     model.eval()
     device = next(model.parameters()).device
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
@@ -132,9 +137,9 @@ def predict_logits(model: nn.Module, encoded: Sequence[Sequence[int]], pad_id: i
 
 
 def predict_probabilities(model: nn.Module, encoded: Sequence[Sequence[int]], pad_id: int,
-                          batch_size: int = 64, precision: str = "fp32") -> np.ndarray:
+                          batch_size: int = 64, precision: str = "fp32", attention: str | None = "sdpa") -> np.ndarray:
     """Return P(positive) for each encoded review (see `predict_logits`)."""
-    logits = torch.from_numpy(predict_logits(model, encoded, pad_id, batch_size, precision))
+    logits = torch.from_numpy(predict_logits(model, encoded, pad_id, batch_size, precision, attention))
     return logits.softmax(dim=-1)[:, 1].numpy().astype(np.float64)
 
 

@@ -1,8 +1,8 @@
 """Which tokens made the classifier decide? Integrated gradients, gradient x input, attention, deletion curves.
 
 Introduced in notebook 06, which writes integrated gradients out in a few lines and checks them
-against Captum before using `integrated_gradients` here on many reviews; notebook 04 writes
-gradient x input out.
+against Captum before using `integrated_gradients` here on many reviews; notebook 04 colours its
+most confidently wrong reviews with it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from helpers.classification import predict_probabilities
+from helpers.models import attention_kernel
 from helpers.stats import predicted_labels
 
 
@@ -49,7 +50,8 @@ def integrated_gradients(model: nn.Module, ids: Sequence[int], baseline_id: int,
 
 
 def gradient_x_input(model: nn.Module, ids: Sequence[int]) -> np.ndarray:
-    """Return each token's gradient x input on the logit margin (notebook 04's attribution): one backward pass."""
+    """Return each token's gradient x input on the logit margin: one backward pass (on BERT no better than random,
+    notebook 06's deletion test)."""
     model.eval()
     embed = model.bert.embeddings.word_embeddings
     vectors = embed(torch.tensor([list(ids)], device=embed.weight.device)).detach().requires_grad_()  # (1, T, d)
@@ -61,11 +63,12 @@ def gradient_x_input(model: nn.Module, ids: Sequence[int]) -> np.ndarray:
 def attention_maps(model: nn.Module, ids: Sequence[int]) -> torch.Tensor:
     """Return every layer's attention weights for one review, averaged over heads: (layers, T, T), rows sum to 1.
 
-    Needs the eager attention kernel (SDPA returns no weights): `model.set_attn_implementation("eager")`.
+    Computed with the written-out (eager) kernel, the only one that returns the weights.
     """
     model.eval()
     device = model.bert.embeddings.word_embeddings.weight.device
-    attentions = model(input_ids=torch.tensor([list(ids)], device=device), output_attentions=True).attentions
+    with attention_kernel(model, "eager"):
+        attentions = model(input_ids=torch.tensor([list(ids)], device=device), output_attentions=True).attentions
     if not attentions or attentions[-1] is None:
         raise ValueError("The model returned no attention weights: load it with attn_implementation='eager'.")
     return torch.stack([layer[0].float().mean(dim=0) for layer in attentions]).cpu()  # each (H, T, T) -> (T, T)
@@ -104,12 +107,19 @@ def delete_positions(ids: Sequence[int], positions: Sequence[int]) -> list[int]:
 
 
 def deletion_drops(model: nn.Module, encoded: Sequence[Sequence[int]], rankings: Sequence[np.ndarray],
-                   fractions: Sequence[float], pad_id: int, precision: str = "fp32") -> np.ndarray:
+                   fractions: Sequence[float], pad_id: int, precision: str = "fp32",
+                   before: np.ndarray | None = None) -> np.ndarray:
     """Return (fractions, reviews): the fall of each review's predicted-class probability when that share of
-    its tokens, first in its ranking, is deleted (positive: the probability fell)."""
+    its tokens, first in its ranking, is deleted (positive: the probability fell).
+
+    `before`: P(positive) of the unedited reviews at this precision, when already computed (several rankings).
+    """
     if len(encoded) != len(rankings):
         raise ValueError(f"{len(encoded)} reviews but {len(rankings)} rankings: give one ranking per review.")
-    before = predict_probabilities(model, encoded, pad_id, precision=precision)
+    if before is None:
+        before = predict_probabilities(model, encoded, pad_id, precision=precision)
+    elif len(before) != len(encoded):
+        raise ValueError(f"{len(encoded)} reviews but {len(before)} probabilities in `before`: give one per review.")
     positive = predicted_labels(before) == 1
     drops = []
     for fraction in fractions:

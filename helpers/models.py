@@ -7,6 +7,8 @@ or another Hub id (for example a copy of bert-base-uncased saved for offline wor
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -87,6 +89,25 @@ def load_pretrained(cls: type[T], profile: Profile, **kwargs) -> T:
             f"Could not load {cls.__name__} from the {where} {name!r} ({type(error).__name__}): "
             f"check the network, or set {MODEL_ENV} to a local copy, or use TUTORIAL_PROFILE=cpu."
         ) from None
+
+
+@contextmanager
+def attention_kernel(model, kernel: str) -> Iterator[None]:
+    """Within the block the model computes attention with `kernel` ("eager" or "sdpa"); after it, as before.
+
+    Training and scoring favour different kernels: on a 2-core CPU under bf16 the written-out one
+    trains faster (notebook 04, section 4) while SDPA scores faster (section 9); only the written-out
+    one returns attention weights (notebook 06). A model without that choice is left as it is.
+    """
+    before = getattr(getattr(model, "config", None), "_attn_implementation", None)
+    if before is None or before == kernel:
+        yield
+        return
+    model.set_attn_implementation(kernel)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(before)
 
 
 def adapted_encoder_dir(profile: Profile) -> Path:

@@ -171,7 +171,7 @@ def draw_encoder_block(layers: int, heads: int, d_model: int, d_ff: int) -> Figu
         axis.text(4.6, y, text, ha="center", va="center", fontsize=9)
     for (y0, *_), (y1, *_) in zip(boxes, boxes[1:]):  # the main path, bottom to top
         axis.annotate("", xy=(4.6, y1 - 0.45), xytext=(4.6, y0 + 0.45), arrowprops={"arrowstyle": "->"})
-    for start, end in ((4.45, 7.2), (7.9, 10.7)):  # the residual connections skip around each sublayer
+    for start, end in ((4.8, 7.2), (7.9, 10.7)):  # the residual connections skip each sublayer, inside the frame
         axis.annotate("", xy=(7.7, end), xytext=(7.7, start),
                       arrowprops={"arrowstyle": "->", "connectionstyle": "bar,fraction=0.25", "color": "tab:blue"})
     axis.text(9.6, 7.7, "residual\nconnections", ha="right", va="center", fontsize=8, color="tab:blue")

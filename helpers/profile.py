@@ -25,6 +25,7 @@ WORK_ENV = "TUTORIAL_WORKDIR"  # where checkpoints (and, unless MODELS_ENV says 
 MODELS_ENV = "TUTORIAL_MODELS_DIR"  # where finished models go (notebook 03's encoder, 04's classifier): Drive on Colab
 PRECISION_ENV = "TUTORIAL_PRECISION"  # "fp32" forces full precision (a bf16 CPU then runs as one without bf16)
 
+DEFAULT_WORK_ROOT = "~/.cache/bert-imdb-tutorial"
 IMDB_HUB_ID = "stanfordnlp/imdb"  # 25k train / 25k test / 50k unlabelled, sorted by label within each split
 IMDB_HUB_REVISION = "e6281661ce1c48d982bc483cf8a173c1bbeb5d31"
 
@@ -63,6 +64,8 @@ class Profile:
     scale: float = 1.0  # below 1 (TUTORIAL_SCALE): a smoke run with fewer steps, quality claims not asserted
     data_file: str | None = None  # a reader's own file or aclImdb/ folder (TUTORIAL_DATA), read instead of the data set
     model_override: str | None = None  # a local model folder or Hub id (TUTORIAL_MODEL), loaded instead of model_id
+    work_root: str = DEFAULT_WORK_ROOT  # checkpoints and, unless models_root is set, finished models (TUTORIAL_WORKDIR)
+    models_root: str | None = None  # finished models (TUTORIAL_MODELS_DIR; Google Drive on Colab, see use_google_drive)
 
     @property
     def local_data(self) -> bool:
@@ -147,8 +150,8 @@ PROFILES: dict[str, Profile] = {
 def get_profile(name: str | None = None) -> Profile:
     """Return the named profile, else the one in $TUTORIAL_PROFILE, else `gpu` if CUDA is present.
 
-    The run's settings from the environment (precision, data set, data file, model, scale) are read
-    here, once: the helpers take them from the profile it returns.
+    The run's settings from the environment (precision, data set, data file, model, scale, work and
+    models folders) are read here, once: the helpers take them from the profile it returns.
     """
     name = name or os.environ.get(PROFILE_ENV) or ("gpu" if torch.cuda.is_available() else "cpu")
     key = name.strip().lower()
@@ -165,6 +168,8 @@ def get_profile(name: str | None = None) -> Profile:
         profile = dataclasses.replace(profile, data_file=os.path.expanduser(os.environ[DATA_ENV]))
     if os.environ.get(MODEL_ENV):
         profile = dataclasses.replace(profile, model_override=os.environ[MODEL_ENV])
+    profile = dataclasses.replace(profile, work_root=os.environ.get(WORK_ENV) or DEFAULT_WORK_ROOT,
+                                  models_root=os.environ.get(MODELS_ENV) or None)
     return scaled(profile, os.environ.get(SCALE_ENV))
 
 
@@ -214,8 +219,7 @@ def scaled(profile: Profile, factor: str | float | None) -> Profile:
 
 def work_dir(profile: Profile) -> Path:
     """Return (and create) the folder for this profile's checkpoints and models: $TUTORIAL_WORKDIR or ~/.cache."""
-    return _writable_folder(WORK_ENV, "work", os.environ.get(WORK_ENV) or Path.home() / ".cache" / "bert-imdb-tutorial",
-                            profile.name)
+    return _writable_folder(WORK_ENV, "work", profile.work_root, profile.name)
 
 
 def models_dir(profile: Profile) -> Path:
@@ -225,8 +229,9 @@ def models_dir(profile: Profile) -> Path:
     the machine's own disk: a bert-base checkpoint is about 1.3 GB, and every overwrite on Drive goes to
     its Trash, which counts against the 15 GB quota.
     """
-    root = os.environ.get(MODELS_ENV)
-    return _writable_folder(MODELS_ENV, "models", root, profile.name) if root else work_dir(profile)
+    if profile.models_root:
+        return _writable_folder(MODELS_ENV, "models", profile.models_root, profile.name)
+    return work_dir(profile)
 
 
 def _writable_folder(variable: str, kind: str, root: str | Path, name: str) -> Path:
@@ -253,7 +258,8 @@ def _writable_folder(variable: str, kind: str, root: str | Path, name: str) -> P
 def describe(profile: Profile, only: Sequence[str] | None = None) -> str:
     """Return the profile (its name and the fields in `only`, or all) as aligned `field: value` lines."""
     fields = dataclasses.asdict(profile)
-    for key in ("dataset_id", "data_file", "model_override"):  # a local path differs between machines: its name
+    for key in ("dataset_id", "data_file", "model_override", "work_root", "models_root"):  # a local path differs
+        # between machines: its name
         if fields[key] and Path(fields[key]).is_absolute():
             fields[key] = f"{Path(fields[key]).name} (a local {'folder' if Path(fields[key]).is_dir() else 'file'})"
     if only is not None:

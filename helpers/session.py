@@ -121,6 +121,10 @@ def use_google_drive(folder: str = "bert-imdb-tutorial", mount_point: str = "/co
     the machine's own disk: each bert-base checkpoint is about 1.3 GB and is overwritten several
     times per run, and every overwrite on Drive goes to its Trash, which counts against the 15 GB
     quota. Only finished models (about 0.4 GB each for bert-base) are written to Drive.
+
+    It sets $TUTORIAL_MODELS_DIR, which `get_profile` reads: call it before `start_notebook` (the
+    notebooks' optional Drive cell comes before their first cell), or the profile already made
+    keeps the old models folder.
     """
     if not in_colab():
         print(f"Not on Colab: models and checkpoints stay in {work_dir(get_profile()).parent}")
@@ -132,7 +136,8 @@ def use_google_drive(folder: str = "bert-imdb-tutorial", mount_point: str = "/co
     target.mkdir(parents=True, exist_ok=True)
     os.environ[MODELS_ENV] = str(target)
     print(f"Finished models on Google Drive: {target}; checkpoints stay on this machine's disk "
-          f"({work_dir(get_profile()).parent})")
+          f"({work_dir(get_profile()).parent}). If the notebook's first cell has run already, run it again: "
+          "it reads the models folder.")
     return target
 
 

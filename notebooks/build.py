@@ -75,6 +75,11 @@ DRIVE_CELL_SOURCE = (
 )
 
 
+def raw_files_url(url: str) -> str:
+    """Return the address of the main branch's raw files: a figure linked there shows on GitHub and on Colab."""
+    return f"https://raw.githubusercontent.com/{url.removeprefix('https://github.com/')}/main"
+
+
 def colab_badge(url: str, stem: str) -> str:
     """Return the Markdown "Open in Colab" badge for notebooks/<stem>.ipynb on the main branch."""
     path = url.removeprefix("https://github.com/")
@@ -113,6 +118,7 @@ def notebook_from_source(path: Path) -> nbformat.NotebookNode:
     """Return the notebook for one source file, with the Colab cell after its title."""
     url = repository_url()
     text = path.read_text(encoding="utf-8").replace("{{COLAB_BADGE}}", colab_badge(url, path.stem))
+    text = text.replace("{{RAW_FILES}}", raw_files_url(url))  # e.g. a benchmark's figure
     cells = parse_source(text)
     colab = nbformat.v4.new_code_cell(colab_cell_source(url))
     colab.metadata["tags"] = ["colab"]

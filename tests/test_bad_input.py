@@ -20,10 +20,9 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 
 from helpers.data import load_reviews, read_local_reviews
 from helpers.models import load_pretrained, minilm_path, save_atomically
-from helpers.profile import PROFILES, get_profile, work_dir
+from helpers.profile import get_profile, work_dir
 from helpers.serving import load_classifier, main
 
-CPU = PROFILES["cpu"]
 GOOD = pd.DataFrame({"text": [f"Review {i}: {'great' if i % 2 else 'awful'}." for i in range(20)],
                      "label": [i % 2 for i in range(20)]})
 
@@ -152,7 +151,7 @@ def test_a_work_or_models_folder_that_is_a_file_says_so(clean_env, tmp_path, var
     (tmp_path / "work").write_text("not a folder")
     clean_env.setenv(variable, str(tmp_path / "work"))
     with pytest.raises(NotADirectoryError, match=rf"The {kind} folder .*work is a file: set {variable}"):
-        (work_dir if kind == "work" else models_dir)(CPU)
+        (work_dir if kind == "work" else models_dir)(get_profile("cpu"))  # the profile reads the folders
 
 
 @pytest.mark.parametrize("where", ["/sys/tutorial-work", "under-a-file/work"])
@@ -161,7 +160,7 @@ def test_a_work_folder_that_cannot_be_created_says_so(clean_env, tmp_path, where
     clean_env.setenv("TUTORIAL_WORKDIR", where if where.startswith("/") else str(tmp_path / where))
     with pytest.raises(PermissionError, match=r"Cannot create the work folder .* set TUTORIAL_WORKDIR to a folder "
                                               r"you can write to"):
-        work_dir(CPU)
+        work_dir(get_profile("cpu"))
 
 
 # --- model folders -----------------------------------------------------------------------------
@@ -348,7 +347,7 @@ def test_a_relative_work_or_models_folder_is_refused(clean_env, variable):
 
     clean_env.setenv(variable, "work")
     with pytest.raises(ValueError, match=rf"{variable}='work' is a relative path"):
-        models_dir(CPU)
+        models_dir(get_profile("cpu"))
 
 
 def test_unquoted_commas_in_every_row_are_refused_not_cut(tmp_path):

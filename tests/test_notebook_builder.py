@@ -17,7 +17,7 @@ SOURCE = '''# %% [markdown]
 # {{COLAB_BADGE}}
 
 # %% [markdown]
-# Prose before code.
+# Prose before code. ![a figure]({{RAW_FILES}}/benchmarks/results/figure.png)
 
 # %%
 x = 1
@@ -41,6 +41,8 @@ def test_notebook_from_source_inserts_badge_and_colab_cell(tmp_path):
     notebook = builder.notebook_from_source(source)
     url = builder.repository_url()
     assert builder.colab_badge(url, "09_demo") in notebook.cells[0].source
+    figure = f"https://raw.githubusercontent.com/{url.removeprefix('https://github.com/')}/main/benchmarks/results/"
+    assert f"![a figure]({figure}figure.png)" in notebook.cells[3].source, "a figure any copy of the notebook shows"
     assert notebook.cells[1].metadata["tags"] == ["colab"] and f"git+{url}" in notebook.cells[1].source
     assert "check=True" in notebook.cells[1].source, "a failed install must stop the notebook there"
     assert "USE_GOOGLE_DRIVE = False" in notebook.cells[2].source, "Drive is offered, not forced"

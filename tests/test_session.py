@@ -72,11 +72,13 @@ def test_google_drive_holds_finished_models_on_colab_only(clean_env, tmp_path, c
     colab = types.ModuleType("google.colab")
     colab.drive = types.SimpleNamespace(mount=mounted.append)
     clean_env.setitem(sys.modules, "google.colab", colab)
+    made_before = get_profile("cpu")
     target = use_google_drive(mount_point=str(tmp_path))
     assert mounted == [str(tmp_path)] and target == tmp_path / "MyDrive" / "bert-imdb-tutorial" and target.is_dir()
     assert classifier_dir(get_profile("cpu")) == target / "cpu" / "classifier", "later notebooks find it on Drive"
     assert adapted_encoder_dir(get_profile("cpu")).parent == target / "cpu"
     assert work_dir(get_profile("cpu")) == tmp_path / "local" / "cpu", "checkpoints stay off Drive (its Trash quota)"
+    assert classifier_dir(made_before).parent == tmp_path / "local" / "cpu", "a frozen profile: made before, no Drive"
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@
 #
 # **What you need.** Reading: about 50 minutes. Running at the `cpu` profile (3,600 training and
 # 400 validation reviews drawn from IMDB's official training split, 5,000 of its official test
-# reviews, 256 tokens per review): 16 minutes on the 2-core AMD EPYC with bf16 (AVX-512 BF16) that
+# reviews, 256 tokens per review): 15 minutes on the 2-core AMD EPYC with bf16 (AVX-512 BF16) that
 # built the committed run, most of it two trainings of about 3.5 minutes, scoring 5,000 test reviews
 # with each, and a few minutes of speed measurements. A 2-core CPU without bf16 took 31 minutes
 # (fp32: trainings of about 8 minutes; section 4 says why bf16 steps are faster). The kernel's
@@ -56,11 +56,13 @@ from helpers.classification import (
     fine_tune,
     held_out_scores,
     new_classifier,
+    predict_logits,
     predict_probabilities,
     steps_per_epoch,
 )
 from helpers.data import LABEL_NAMES, load_reviews, validation_split
 from helpers.device import autocast
+from helpers.explain import integrated_gradients
 from helpers.measure import (
     alternating_medians,
     peak_tensor_bytes,
@@ -576,7 +578,7 @@ print(f"transformer minus TF-IDF by quartile: {'  '.join(f'{m * 100:+.1f}' for m
 # it how much of each quartile it read only in part. Read the margins against the noise: a quartile
 # holds about 1,250 reviews, so its accuracy is uncertain by about 2 points, and the difference of
 # two models on the same reviews by a little less. In the committed run the transformer is ahead
-# of TF-IDF by 1.6 to 3.5 points in the three quarters of shorter reviews, and behind by about 2
+# of TF-IDF by 1.8 to 3.5 points in the three quarters of shorter reviews, and behind by 1.6
 # points on the longest quarter, which it reads only in part (256 of up to 2,900 tokens) while
 # TF-IDF counts every word: truncation is the likely price of the short recipe. (On the earlier
 # 1,000-review sample, quartiles of 250 reviews, the transformer trailed in every quartile.)
@@ -584,34 +586,26 @@ print(f"transformer minus TF-IDF by quartile: {'  '.join(f'{m * 100:+.1f}' for m
 # ### The reviews it gets most confidently wrong
 #
 # Below, the three wrong predictions with the highest confidence. Each token is coloured by how
-# much it pushed the model towards "positive" (red) or "negative" (blue): the gradient of the
-# positive-minus-negative logit with respect to the token's embedding, multiplied by the embedding
-# (*gradient x input*). Take the colours with caution: notebook 06 finds that this attribution
-# picks tokens no better than random ones (its deletion test), because BERT's embedding LayerNorm
-# makes gradient x the word vector equal to minus gradient x the position and type vectors: the
-# colours say more about where a token sits than about the word. Notebook 06 replaces it with
-# integrated gradients, which can be checked. The colours are drawn as a figure
-# (`helpers.plotting.show_token_colours`), so that they show on GitHub too.
+# much it pushed the model towards "positive" (red) or "negative" (blue): its **integrated
+# gradient** on the positive-minus-negative logit: the gradient averaged at 32 points of a
+# straight path from the same review with [PAD] in place of every token but [CLS] and [SEP] to the
+# real one, times the difference between the token's vector and [PAD]'s. The attributions add up
+# (up to the error of that 32-point average) to how far the logit margin moved along the path;
+# notebook 06 writes the method out, checks that sum, and tests it against five other rankings of
+# tokens. (The quicker *gradient x input*, one gradient times the embedding, tests no better than
+# random on BERT there.) The colours are drawn as a figure (`helpers.plotting.show_token_colours`),
+# so that they show on GitHub too.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-def token_attributions(model, ids):
-    """Return gradient x input per token: positive values push towards the positive class."""
-    model.eval()
-    input_ids = torch.tensor([ids], device=device)
-    embeddings = model.bert.embeddings.word_embeddings(input_ids).detach().requires_grad_()  # (1, T, d_model)
-    logits = model(inputs_embeds=embeddings).logits[0]  # the model reads token vectors instead of ids
-    (logits[1] - logits[0]).backward()
-    return (embeddings.grad * embeddings).sum(dim=-1)[0].detach().float().cpu().numpy()
-
-
 wrong = np.flatnonzero(scores["base"]["predictions"] != test_labels)
 confidence = np.abs(probabilities[wrong] - 0.5)
 coloured_reviews = []
 for index in wrong[np.argsort(-confidence)][:3]:
     ids = encoded_test[index]
     verdict = f"true: {LABEL_NAMES[test_labels[index]]}, predicted P(positive) = {probabilities[index]:.3f}"
-    coloured_reviews.append((verdict, tokenizer.convert_ids_to_tokens(ids), token_attributions(model, ids), True))
+    attributions, _ = integrated_gradients(model, ids, baseline_id=tokenizer.pad_token_id, steps=32)
+    coloured_reviews.append((verdict, tokenizer.convert_ids_to_tokens(ids), attributions, True))
 show_token_colours(coloured_reviews, width=110)
 plt.show()
 
@@ -704,7 +698,7 @@ for name, score in scores.items():
 #
 # Two more benchmarks put these numbers in context. Scored on **all 25,000 official test
 # reviews** (`benchmarks/results/full_test.md`), this notebook's classifier reaches 89.30 % +-
-# 0.38: the 5,000 above were a slightly easy draw (89.82 % on them, 89.17 % on the other 20,000),
+# 0.38: the 5,000 above were a slightly easy draw (89.8 % on them, 89.17 % on the other 20,000),
 # and its lead over the same-reviews TF-IDF holds (+1.8 points, paired interval +1.4 to +2.3).
 # The TF-IDF that read all the training reviews stays ahead of it (90.66 %). A **learning curve**
 # (`benchmarks/results/learning_curve.md`, one seed per size, the same 5,000 test reviews) trains
@@ -713,10 +707,10 @@ for name, score in scores.items():
 # it reaches 90.5 %, level with the TF-IDF that read 22,500 (90.4 %). Closing the gap to the
 # full-data baseline costs reviews and time, not a new idea.
 #
-# ![The learning curve: test accuracy and training time by training reviews](../benchmarks/results/learning_curve.png)
+# ![Learning curve: accuracy and training time]({{RAW_FILES}}/benchmarks/results/learning_curve.png)
 #
-# (The figure is `benchmarks/results/learning_curve.png` in the repository; a copy of the notebook
-# opened elsewhere may not show it.)
+# (The figure is `benchmarks/results/learning_curve.png` in the repository, drawn by
+# `python -m benchmarks.run --only learning_curve`; linked from GitHub, so that Colab shows it too.)
 #
 # Where the published margin lives is the `gpu` profile's recipe: BERT-base at 512 tokens scores
 # 93.5-94.6 % on the full IMDB test set against 89-90 % for TF-IDF. A 22.6 M-parameter sentence
@@ -767,9 +761,23 @@ for review, (label, probability) in zip(new_reviews, classify_reviews(classifier
     print(f"{label:<8} {probability:.3f}  {review}")
 
 # %% [markdown]
-# The classifier is saved (safetensors, atomically) for notebook 05, and reloaded, with the same
-# attention kernel, to check that the saved files give exactly the same predictions (another
-# kernel adds differences in the last bits).
+# Scoring has no backward pass, and there the two attention kernels trade places: the written-out
+# one, which trains faster under bf16 on a small CPU (section 4), scores more slowly than the fused
+# SDPA. So `predict_logits` scores with SDPA whatever kernel the model trains with. Both, timed in
+# turns on 64 test reviews:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+kernel_seconds = alternating_medians({kernel: lambda kernel=kernel: predict_logits(
+    classifier, encoded_test[:64], tokenizer.pad_token_id, precision=profile.precision, attention=kernel)
+    for kernel in ("eager", "sdpa")}, repeats=2)
+print(", ".join(f"{kernel}: {64 / seconds:.0f} reviews/s" for kernel, seconds in kernel_seconds.items())
+      + f"; SDPA scores {kernel_seconds['eager'] / kernel_seconds['sdpa']:.2f}x as fast")
+
+# %% [markdown]
+# The classifier is saved (safetensors, atomically) for notebook 05, and reloaded, to check that
+# the saved files give exactly the same predictions: `predict_probabilities` scores both with the
+# same (fused) kernel, so the same weights must give the same numbers, bit for bit.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
