@@ -71,6 +71,10 @@ class _LiveTensorBytes(TorchDispatchMode):
         self.peak = max(self.peak, sum(self.live.values()))
         return out
 
+    def live_bytes(self) -> int:
+        """Return the bytes of the storages created so far that are still alive."""
+        return sum(size for ref, size in self.live.items() if not ref.expired())
+
 
 def peak_tensor_bytes(fn: Callable[[], object], grad: bool = False) -> int:
     """Return the largest number of bytes held at once by tensors that `fn()` allocates.
@@ -83,6 +87,21 @@ def peak_tensor_bytes(fn: Callable[[], object], grad: bool = False) -> int:
         result = fn()
         del result
     return tracker.peak
+
+
+def live_bytes_after_each(step: Callable[[], object], steps: int) -> list[int]:
+    """Run `step()` `steps` times; return the bytes of the tensors still alive after each run.
+
+    Only tensors created during the runs count (not the model's weights or optimizer state made
+    before): a list that grows step after step is a leak (notebook 04's FAQ: a loss summed as a
+    tensor, evaluation without `torch.no_grad`).
+    """
+    after = []
+    with _LiveTensorBytes() as tracker:
+        for _ in range(steps):
+            step()
+            after.append(tracker.live_bytes())
+    return after
 
 
 # Dense (not sparse) tensor-core peaks in TFLOP/s for the precision each card trains in here

@@ -3,7 +3,7 @@ import time
 import pytest
 import torch
 
-from helpers.measure import alternating_medians, median_seconds, peak_tensor_bytes, peak_tflops
+from helpers.measure import alternating_medians, live_bytes_after_each, median_seconds, peak_tensor_bytes, peak_tflops
 
 
 def test_peak_counts_live_tensors_not_the_sum_of_all_allocations():
@@ -77,3 +77,21 @@ def test_profile_table_names_the_operators_and_keeps_the_profilers_native_lines_
     assert max(len(line) for line in table.splitlines()) <= 100
     captured = capfd.readouterr()
     assert "profiler_start" not in captured.err and captured.err == "", "stderr in a notebook output breaks nbval"
+
+
+def test_live_bytes_grow_when_a_loop_keeps_each_steps_graph_and_stay_flat_with_item():
+    torch.manual_seed(0)
+    layer, x = torch.nn.Linear(256, 256), torch.randn(64, 256)
+    kept = []
+
+    def leaky():  # scoring with gradients on, the loss kept as a tensor: its graph keeps the activations
+        kept.append(layer(x).relu().sum())
+
+    def fixed():
+        with torch.no_grad():
+            kept.append(layer(x).relu().sum().item())
+
+    leaky_bytes = live_bytes_after_each(leaky, 4)
+    kept.clear()
+    assert [b - a for a, b in zip(leaky_bytes, leaky_bytes[1:])] == [64 * 256 * 4 + 4] * 3  # ReLU's output, the sum
+    assert live_bytes_after_each(fixed, 4) == [0] * 4
