@@ -1,7 +1,8 @@
 """Diagrams drawn in code: MLM's masking, data-parallel training, teacher and student, a size-speed-accuracy plot.
 
-Each function returns its figure. Notebooks 03, 05 and 06 show them beside the code they explain;
-tests/test_diagrams.py checks that each draws its parts.
+Each function returns its figure; tests/test_diagrams.py checks that each draws its parts. Drawn for
+notebooks 03, 05 and 06 (01's encoder block, `helpers.plotting.draw_encoder_block`, uses the same
+boxes and arrows); no notebook shows these yet.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ from matplotlib.patches import Patch
 FATE_COLOURS = {"not chosen": "#f0f0f0", "[MASK]": "#f7d4d4", "random token": "#f5e6c8", "kept": "#d8f0d8"}
 
 
-def _box(axis, x: float, y: float, width: float, text: str, colour: str, height: float = 0.8) -> None:
-    """A labelled box centred on (x, y)."""
+def box(axis, x: float, y: float, width: float, text: str, colour: str, height: float = 0.8) -> None:
+    """Draw a labelled box centred on (x, y)."""
     axis.add_patch(plt.Rectangle((x - width / 2, y - height / 2), width, height, facecolor=colour,
                                  edgecolor="black", linewidth=0.8))
     axis.text(x, y, text, ha="center", va="center", fontsize=9)
 
 
-def _arrow(axis, start: tuple[float, float], end: tuple[float, float], **style) -> None:
+def arrow(axis, start: tuple[float, float], end: tuple[float, float], **style) -> None:
+    """Draw an arrow from start to end (matplotlib `arrowprops` in `style`)."""
     axis.annotate("", xy=end, xytext=start, arrowprops={"arrowstyle": "->", **style})
 
 
@@ -55,10 +57,10 @@ def draw_mlm_masking(original: Sequence[str], masked: Sequence[str], chosen: Seq
     fig, axis = plt.subplots(figsize=(10, 0.9 + 1.2 * lines), layout="constrained")
     for (centre, row, size), before, after, fate in zip(places, original, masked, fates):
         top = -3.0 * row
-        _box(axis, centre, top, size, before, "white")
-        _box(axis, centre, top - 1.4, size, after, FATE_COLOURS[fate])
+        box(axis, centre, top, size, before, "white")
+        box(axis, centre, top - 1.4, size, after, FATE_COLOURS[fate])
         if fate != "not chosen":  # the model must predict the upper token from the lower one
-            _arrow(axis, (centre, top - 0.4), (centre, top - 1.0), color="tab:red")
+            arrow(axis, (centre, top - 0.4), (centre, top - 1.0), color="tab:red")
     axis.set(xlim=(-0.5, width + 0.5), ylim=(-3.0 * lines + 0.9, 0.6))
     axis.axis("off")
     counts = {fate: fates.count(fate) for fate in FATE_COLOURS}
@@ -77,15 +79,15 @@ def draw_data_parallel(processes: int = 2, batch: int = 32) -> Figure:
     centres = [1.5 + 2.9 * k for k in range(processes)]
     middle, span = (centres[0] + centres[-1]) / 2, centres[-1] - centres[0] + 2.6
     fig, axis = plt.subplots(figsize=(2.3 * processes + 2.2, 5.2), layout="constrained")
-    _box(axis, middle, 9.0, span, f"global batch: {batch} reviews", "#f0f0f0")
+    box(axis, middle, 9.0, span, f"global batch: {batch} reviews", "#f0f0f0")
     for k, x in enumerate(centres):
-        _box(axis, x, 7.5, 2.5, f"process {k}: {batch // processes} reviews", "#d9e8f5")
-        _box(axis, x, 6.0, 2.5, "same weights:\nforward + backward", "#f7d4d4", height=1.0)
-        _box(axis, x, 4.5, 2.5, f"its gradients g{k}", "#f5e6c8")
-        _box(axis, x, 1.5, 2.5, "the same update", "#d8f0d8")
+        box(axis, x, 7.5, 2.5, f"process {k}: {batch // processes} reviews", "#d9e8f5")
+        box(axis, x, 6.0, 2.5, "same weights:\nforward + backward", "#f7d4d4", height=1.0)
+        box(axis, x, 4.5, 2.5, f"its gradients g{k}", "#f5e6c8")
+        box(axis, x, 1.5, 2.5, "the same update", "#d8f0d8")
         for top, bottom in ((8.6, 7.9), (7.1, 6.5), (5.5, 4.9), (4.1, 3.4), (2.6, 1.9)):
-            _arrow(axis, (x, top), (x, bottom))
-    _box(axis, middle, 3.0, span, f"all-reduce: every process receives the mean of g0 ... g{processes - 1}", "#e8dcf5")
+            arrow(axis, (x, top), (x, bottom))
+    box(axis, middle, 3.0, span, f"all-reduce: every process receives the mean of g0 ... g{processes - 1}", "#e8dcf5")
     axis.set(xlim=(middle - span / 2 - 0.3, middle + span / 2 + 0.3), ylim=(0.8, 9.7))
     axis.axis("off")
     axis.set_title(f"Data parallelism: one step on {processes} processes", fontsize=11)
@@ -103,17 +105,17 @@ def draw_teacher_student(teacher_layers: int, kept: Sequence[int], temperature: 
 
     def stack(x: float, layers: Sequence[str], colour: str) -> list[float]:
         ys = [1.0 + step * (i + 1) for i in range(len(layers))]
-        _box(axis, x, 1.0, 2.6, "embeddings", "#d9e8f5", height=0.6)
+        box(axis, x, 1.0, 2.6, "embeddings", "#d9e8f5", height=0.6)
         for y, name in zip(ys, layers):
-            _box(axis, x, y, 2.6, name, colour, height=0.6)
-        _box(axis, x, ys[-1] + step, 2.6, "classifier head", "#d8f0d8", height=0.6)
+            box(axis, x, y, 2.6, name, colour, height=0.6)
+        box(axis, x, ys[-1] + step, 2.6, "classifier head", "#d8f0d8", height=0.6)
         return [1.0, *ys, ys[-1] + step]
 
     teacher = stack(1.8, [f"layer {i}" for i in range(teacher_layers)], "#f7d4d4")
     student = stack(6.2, [f"layer {i} (teacher's {k})" for i, k in enumerate(kept)], "#f7d4d4")
     copies = [(teacher[0], student[0])] + [(teacher[1 + k], student[1 + i]) for i, k in enumerate(kept)]
     for start, end in [*copies, (teacher[-1], student[-1])]:
-        _arrow(axis, (3.1, start), (4.9, end), color="grey", linestyle="--")
+        arrow(axis, (3.1, start), (4.9, end), color="grey", linestyle="--")
     axis.text(4.0, teacher[0] - 0.55, "copied at the start", ha="center", fontsize=8, color="grey")
     top = max(teacher[-1], student[-1]) + 1.0
     axis.text(1.8, top, f"teacher: {teacher_layers} layers", ha="center", fontsize=10, weight="bold")

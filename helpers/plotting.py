@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from helpers.diagrams import arrow, box
+
 STYLE = Path(__file__).with_name("tutorial.mplstyle")
 
 
@@ -167,13 +169,11 @@ def draw_encoder_block(layers: int, heads: int, d_model: int, d_ff: int) -> Figu
         (13.2, f"one vector of {d_model} numbers per token", "#f0f0f0"),
     ]
     for y, text, colour in boxes:
-        axis.add_patch(plt.Rectangle((1.5, y - 0.45), 6.2, 0.9, facecolor=colour, edgecolor="black", linewidth=0.8))
-        axis.text(4.6, y, text, ha="center", va="center", fontsize=9)
+        box(axis, 4.6, y, 6.2, text, colour, height=0.9)
     for (y0, *_), (y1, *_) in zip(boxes, boxes[1:]):  # the main path, bottom to top
-        axis.annotate("", xy=(4.6, y1 - 0.45), xytext=(4.6, y0 + 0.45), arrowprops={"arrowstyle": "->"})
+        arrow(axis, (4.6, y0 + 0.45), (4.6, y1 - 0.45))
     for start, end in ((4.8, 7.2), (7.9, 10.7)):  # the residual connections skip each sublayer, inside the frame
-        axis.annotate("", xy=(7.7, end), xytext=(7.7, start),
-                      arrowprops={"arrowstyle": "->", "connectionstyle": "bar,fraction=0.25", "color": "tab:blue"})
+        arrow(axis, (7.7, start), (7.7, end), connectionstyle="bar,fraction=0.25", color="tab:blue")
     axis.text(9.6, 7.7, "residual\nconnections", ha="right", va="center", fontsize=8, color="tab:blue")
     axis.add_patch(plt.Rectangle((0.9, 4.6), 7.9, 6.85, fill=False, linestyle="--", edgecolor="grey"))
     axis.text(0.7, 8.0, f"x {layers} layers", rotation=90, ha="center", va="center", fontsize=10, color="grey")

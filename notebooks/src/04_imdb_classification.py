@@ -15,7 +15,7 @@
 # **What you need.** Reading: about 50 minutes. Running at the `cpu` profile (3,600 training and
 # 400 validation reviews drawn from IMDB's official training split, 5,000 of its official test
 # reviews, 256 tokens per review): 15 minutes on the 2-core AMD EPYC with bf16 (AVX-512 BF16) that
-# built the committed run, most of it two trainings of about 3.5 minutes, scoring 5,000 test reviews
+# built the committed run, most of it two trainings of 3.5 and 3.8 minutes, scoring 5,000 test reviews
 # with each, and a few minutes of speed measurements. A 2-core CPU without bf16 took 31 minutes
 # (fp32: trainings of about 8 minutes; section 4 says why bf16 steps are faster). The kernel's
 # resident memory peaked at 5.3 GB (sampled every second, in an earlier build).
@@ -284,12 +284,13 @@ else:
 
 # %% [markdown]
 # Read the table from the top. In the committed run (a 2-core CPU with bf16) the stock step spent
-# about a fifth of its time in `bernoulli_` (drawing dropout masks, the largest over the whole
-# T x T score matrix of every head; a fifth to 30 % on the 2-core CPUs we ran it on), about
-# another 30 % in `bmm`, `mul` and `_softmax` (attention
-# computed the slow way, because attention dropout keeps SDPA off its fused path), and the rest
-# mostly in `mm`/`addmm` (the linear layers: the work we cannot avoid). AdamW's update, one weight tensor
-# at a time, half of the weights in the 11.7 M-parameter token-embedding matrix, comes further down.
+# 29 % of its time in `bernoulli_` (drawing dropout masks, the largest over the whole T x T score
+# matrix of every head; a fifth to 30 % on the 2-core CPUs we ran it on), about a quarter in
+# `bmm`, `mul` and `_softmax` (30 % with softmax's backward: attention computed the slow way,
+# because attention dropout keeps SDPA off its fused path), and much of the rest (22 %) in
+# `mm`/`addmm` (the linear layers: the work we cannot avoid). AdamW's update, one weight tensor at
+# a time, half of the weights in the 11.7 M-parameter token-embedding matrix, comes further down
+# (below the rows printed).
 # Each of those points to a lever:
 #
 # 1. **No attention dropout.** With it, SDPA on a CPU leaves its fused path and draws a mask over
@@ -312,7 +313,8 @@ else:
 # profile's recipe was chosen, and in the committed run) the written-out attention was faster at
 # 256 tokens; in fp32, on a CPU without bf16, it was slower than SDPA (0.73x of its speed in an
 # earlier build). So the profile takes the kernel by precision (`helpers.profile.fastest_attention`):
-# eager with bf16, SDPA in fp32, and the last line measures the recipe it chose. Levers 3 and 4
+# eager with bf16, SDPA in fp32, for training (scoring always runs SDPA, section 9), and the last line
+# measures the recipe it chose. Levers 3 and 4
 # are small on this model (a few per cent either way in our runs: 1.04x and 1.02x in an earlier
 # fp32 run, 0.95x for the frozen embeddings in another, which three timings cannot tell from
 # noise). We keep the fused
@@ -435,10 +437,10 @@ del by_hand, with_helper
 # runs, but after exploratory runs of ours on the same validation reviews, so it is not a blind
 # choice: the validation reviews have been looked at more than once. It picked 256
 # tokens, which was also the fastest. Two epochs at 256 tokens would have taken about 285 s on
-# the table's machine (2 x 142 s), at the very edge of the rule, and about 420 s on the one that
-# built the committed run (2 x 209 s, section 5), and were not among the candidates. What the
+# the table's machine (2 x 142 s), at the very edge of the rule, and about 425 s on the one that
+# built the committed run (2 x 213 s, section 5), and were not among the candidates. What the
 # rule cannot tell is whether the differences are real: one run each, on 400 reviews. The earlier recipe (512 tokens, 2
-# epochs, only attention dropout off) took about 15 minutes to train there. The table and its
+# epochs, only attention dropout off) took about 15 minutes to train on the table's machine. The table and its
 # 300 s were measured with bf16 on a 2-core CPU that has it, and on the earlier 5,000-review
 # sample's training reviews; a CPU without bf16 trains in fp32, slower (the committed run's time
 # is printed in section 5), and the choice has not been made again on the official split's.
@@ -589,8 +591,8 @@ print(f"transformer minus TF-IDF by quartile: {'  '.join(f'{m * 100:+.1f}' for m
 # much it pushed the model towards "positive" (red) or "negative" (blue): its **integrated
 # gradient** on the positive-minus-negative logit: the gradient averaged at 32 points of a
 # straight path from the same review with [PAD] in place of every token but [CLS] and [SEP] to the
-# real one, times the difference between the token's vector and [PAD]'s. The attributions add up
-# (up to the error of that 32-point average) to how far the logit margin moved along the path;
+# real one, times the difference between the token's vector and [PAD]'s. The attributions add up,
+# up to the error of that 32-point average, to how far the logit margin moved along the path;
 # notebook 06 writes the method out, checks that sum, and tests it against five other rankings of
 # tokens. (The quicker *gradient x input*, one gradient times the embedding, tests no better than
 # random on BERT there.) The colours are drawn as a figure (`helpers.plotting.show_token_colours`),
@@ -883,9 +885,9 @@ assert memory["gradient checkpointing"] < baseline_mb / 2
 del probe_model
 
 # %% [markdown]
-# Each lever cuts the peak on its own, and they combine. The mixed-precision line depends on the
-# device: where neither bf16 nor fp16 pays off (a CPU without native bf16), the profile trains in
-# float32 and the line repeats the first (`helpers.device.resolve_precision` decides).
+# Each lever cuts the peak on its own (together they were not measured here). The mixed-precision
+# line depends on the device: where neither bf16 nor fp16 pays off (a CPU without native bf16),
+# the profile trains in float32 and the line repeats the first (`helpers.device.resolve_precision` decides).
 #
 # ## 12. Exercises
 #

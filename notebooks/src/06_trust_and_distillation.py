@@ -254,8 +254,8 @@ print("most attended:        ", ", ".join(f"{tokens[i]} {attention[i]:.3f}" for 
 #   connection, then multiplied; what each input token contributes to the final vectors;
 # - **random** order: the floor any explanation must beat.
 #
-# The integrated gradients here use 8 path points, which keeps the cell to a minute or two on 2
-# cores: coarse enough that the sum misses the margin's change by a few per cent on many reviews
+# The integrated gradients here use 8 path points, which keeps the cell under a minute on 2 cores
+# (52 s in the committed run): coarse enough that the sum misses the margin's change by a few per cent on many reviews
 # (printed below), which is fine for ranking tokens; checking completeness was section 2's job,
 # with 64 points or more.
 
@@ -530,8 +530,9 @@ plt.show()
 # on four tests (McNemar p below 0.05 on two of them). The invariance and direction tests are
 # passed by both: names and titles never change a label, three typos flip none of the 60 reviews
 # for either model, and the appended verdict never *raised* P(positive) by more than 0.1 (a tie
-# counts as a pass). Part of the typo test is empty for the transformer: a review longer than 256
-# tokens loses its middle to head+tail truncation, and typos there are never seen. Read the
+# counts as a pass). Part of the typo test can be empty for the transformer: a review longer than
+# 256 tokens loses its middle to head+tail truncation, and typos there are never seen (how many
+# of the 60 that hit is not counted here). Read the
 # intervals before the rates: 0 of 20 is compatible with a failure rate up to 16 %.
 # A bag of words sees "bad" and "not" without their order; the transformer sees the order but
 # learned from reviews in which "not bad" is rare. Which negations and contrasts does the
@@ -663,7 +664,7 @@ for left, count, mean_confidence, accuracy_in_bin in zip(bins_after["edges"][:-1
 
 # %% [markdown]
 # Two things to read here. First, the bins under 0.6 hold 13 and 20 reviews, and their
-# accuracies of 38 % and 45 % (committed run) sound alarming next to confidences of 0.53 and 0.57;
+# accuracies of 38 % and 45 % (committed run) sound alarming next to confidences of 0.53 and 0.58;
 # but their intervals (18-64 % and 26-66 %) contain the confidence: with so few reviews a bin's
 # accuracy is too uncertain to call miscalibrated, and ECE weights such bins by their share, 3 %
 # of the reviews. Most reviews sit in the top two bins, where accuracy and confidence agree within
@@ -776,14 +777,14 @@ del students
 # trained on the labels alone 86.0 %: the teacher's soft probabilities are worth about two points
 # here, and McNemar's test on the same 1,000 reviews (p = 0.005) says the test reviews' draw does
 # not explain it; one training seed each cannot say how much the training's own randomness
-# moves it (notebook 04's seeds moved its classifier by about 0.3 points). They
+# moves it (over notebook 04's three seeds its classifier's accuracy spread by 0.24 points, std). They
 # cost time: the distilled student's training runs the teacher forward in every step, 180 s
 # against 107 s for the labels alone. One seed each; the same start, reviews and steps.
 #
 # Teacher and student, in float32 and in notebook 05's dynamic int8, side by side on the CPU
 # (where int8 runs and where such models are usually served), with the fused attention kernel:
 # accuracy on 200 held-out reviews, the size of the saved weights, and the median milliseconds
-# per review when reviews come one at a time. The four models take turns, so that a busy moment
+# per review when reviews come one at a time (32 of them timed). The four models take turns, so that a busy moment
 # of the machine hits all alike. (Batches, and what padding costs in them, were notebook 05's
 # subject.) At the `gpu` profile the table is smaller (accuracy on 40 reviews, 16 of them timed),
 # to keep the cell near a minute on Colab's CPU; its accuracy column is then a rough check only
