@@ -204,3 +204,13 @@ def test_a_benchmark_whose_notebook_model_is_missing_is_skipped_with_its_sentenc
     assert "run notebook 04 first" in summary["skipped"]["full_test"] and not summary["results"]
     assert "skipped full_test: No classifier in" in capsys.readouterr().out
     assert not (tmp_path / "full_test.md").exists()
+
+
+@pytest.mark.slow  # every benchmark at its smallest size: minutes
+def test_the_standard_path_is_trained_beside_ours_with_every_seed(smallest):
+    results = smallest[0]["results"]
+    seeds = results["standard_path_seeds"]
+    assert len(results["ours_accuracy_by_seed"]) == len(results["standard_accuracy_by_seed"]) == len(seeds) == 2
+    low, high = results["ours_minus_standard_interval_points"]
+    assert low <= results["ours_minus_standard_points"] <= high
+    assert results["standard_train_seconds_mean"] > 0 and results["our_train_seconds_mean"] > 0

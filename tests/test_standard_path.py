@@ -1,0 +1,27 @@
+"""The standard Hugging Face path trains the [CLS]-pooler model with Trainer, reproducibly per seed."""
+
+import dataclasses
+
+import torch
+from transformers import BertForSequenceClassification
+
+from helpers.classification import encode, predict_probabilities
+from helpers.profile import get_profile
+from helpers.standard_path import train_the_standard_way
+
+REVIEWS = ["A wonderful, moving film.", "Dull and far too long.", "I loved every minute.", "A waste of time.",
+           "Great acting, great story.", "Awful script, awful cast.", "Charming and funny.", "Boring from the start."]
+LABELS = [1, 0, 1, 0, 1, 0, 1, 0]
+
+
+def test_the_standard_way_trains_a_cls_pooler_model_and_repeats_itself_with_a_seed(clean_env, classifier_folder):
+    profile = dataclasses.replace(get_profile("cpu"), model_override=str(classifier_folder), precision="fp32",
+                                  max_length=32, batch_size=4)
+    model, tokenizer, seconds = train_the_standard_way(profile, REVIEWS, LABELS, seed=1, steps=2)
+    assert type(model) is BertForSequenceClassification and model.bert.pooler is not None, "the [CLS] pooler"
+    assert not model.training and seconds > 0
+    again, _, _ = train_the_standard_way(profile, REVIEWS, LABELS, seed=1, steps=2)
+    for (name, mine), theirs in zip(model.state_dict().items(), again.state_dict().values(), strict=True):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=0, msg=name)  # the same seed, the same run
+    probabilities = predict_probabilities(model, encode(tokenizer, REVIEWS, 32), tokenizer.pad_token_id)
+    assert probabilities.shape == (8,), "scored like notebook 04's own classifier"
