@@ -3,7 +3,7 @@
     TUTORIAL_DATASET=../shared/data/imdb python -m benchmarks.colab_cpu_parts
 
 On Colab the `gpu` profile leaves some work on the CPU: notebook 02's tokenizer passes, the TF-IDF
-baseline, and the serving sections of 05 and 06, which run bert-base on the CPU in float32 and
+baseline, and the serving sections of 06 and 07, which run bert-base on the CPU in float32 and
 int8. Random weights in bert-base's shape cost what bert-base costs. Prints one JSON line of
 seconds and milliseconds; the FLOP arithmetic that turns them into minutes is in colab_t4.md.
 """

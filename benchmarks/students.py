@@ -1,8 +1,8 @@
-"""Notebook 06's student over seeds: the teacher's lowest layers (Patient KD) or one of every two (DistilBERT).
+"""Notebook 07's student over seeds: the teacher's lowest layers (Patient KD) or one of every two (DistilBERT).
 
-Notebook 06 distils notebook 04's classifier into a student of half its layers that starts from
+Notebook 07 distils notebook 04's classifier into a student of half its layers that starts from
 the teacher's lowest layers, and says DistilBERT (Sanh et al., 2019) took one layer of every two
-instead. Here both starts are distilled with notebook 06's recipe (temperature 2, half soft
+instead. Here both starts are distilled with notebook 07's recipe (temperature 2, half soft
 targets, one epoch over the teacher's 3,600 training reviews), once per seed, and scored on
 notebook 04's 5,000 test reviews. A seed draws the order of the batches; the start is a copy.
 The benchmark stops with a sentence when notebook 04 has not run here.
@@ -79,7 +79,7 @@ def run(size: str = "full", folder: Path | None = None) -> Result:
     by_start = {name: [r for r in runs if r["start"] == name] for name in names}
     summary = over_seeds([r["accuracy"] for r in by_start[names[0]]], [r["accuracy"] for r in by_start[names[1]]])
     length = f"{settings['steps']} steps" if settings["steps"] else "one epoch"
-    result = Result("students", f"Notebook 06's student over {len(settings['seeds'])} seeds: which teacher layers "
+    result = Result("students", f"Notebook 07's student over {len(settings['seeds'])} seeds: which teacher layers "
                                 "to start from")
     result.lines += [
         f"Teacher: {origin}, {layers} layers, {teacher_right.mean():.1%} on these {len(test):,} test reviews. "

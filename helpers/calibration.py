@@ -1,6 +1,6 @@
 """Does 90 % confident mean 90 % right? Reliability bins, expected calibration error, temperature scaling.
 
-Introduced in notebook 06. A binary classifier's confidence is the probability of the label it
+Introduced in notebook 07. A binary classifier's confidence is the probability of the label it
 predicts, so it lies between 0.5 and 1; the bins split that range.
 """
 

@@ -1,6 +1,6 @@
 """Behaviour tests in the manner of CheckList (Ribeiro et al., 2020): sentences from templates, failure rates.
 
-Introduced in notebook 06, which writes the templates. A model is any function from a list of
+Introduced in notebook 07, which writes the templates. A model is any function from a list of
 texts to P(positive) for each, so the transformer and the TF-IDF baseline take the same tests.
 """
 

@@ -1,6 +1,6 @@
 """Sentiment classification with BERT: the model, batches of encoded reviews, and scoring.
 
-Introduced in notebook 04; notebook 05 trains the same model on several processes and serves it.
+Introduced in notebook 04; notebook 06 trains the same model on several processes and serves it.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class BertForReviewClassification(BertForSequenceClassification):
             shape = input_ids.shape if inputs_embeds is None else inputs_embeds.shape[:2]
             attention_mask = torch.ones(shape, dtype=torch.long, device=self.device)
         encoded = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                            inputs_embeds=inputs_embeds,  # token vectors instead of ids (notebook 06's gradients)
+                            inputs_embeds=inputs_embeds,  # token vectors instead of ids (notebook 07's gradients)
                             output_attentions=output_attentions, output_hidden_states=output_hidden_states)
         hidden = encoded.last_hidden_state  # (B, T, d_model)
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1): 0 at padding
@@ -166,7 +166,7 @@ def fine_tune(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Sequen
 
     `profile.epochs` passes (or `steps`) of length-grouped batches, AdamW with 6 % warm-up and linear
     decay, mixed precision; `evaluate(model) -> dict` runs four times, `on_log(history)` at each log.
-    `loss(model, batch)` is the cross-entropy against the labels unless given (notebook 06 distils).
+    `loss(model, batch)` is the cross-entropy against the labels unless given (notebook 07 distils).
     """
     seed = profile.seed if seed is None else seed
     steps = steps or profile.epochs * steps_per_epoch(len(encoded), profile.batch_size)

@@ -1,8 +1,8 @@
 """Diagrams drawn in code: MLM's masking, data-parallel training, teacher and student, a size-speed-accuracy plot.
 
-Each function returns its figure; tests/test_diagrams.py checks that each draws its parts. Drawn for
-notebooks 03, 05 and 06 (01's encoder block, `helpers.plotting.draw_encoder_block`, uses the same
-boxes and arrows); no notebook shows these yet.
+Each function returns its figure; tests/test_diagrams.py checks that each draws its parts. Notebooks
+03, 06 and 07 show them beside the code they explain (01's encoder block,
+`helpers.plotting.draw_encoder_block`, uses the same boxes and arrows).
 """
 
 from __future__ import annotations

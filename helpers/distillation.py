@@ -1,6 +1,6 @@
 """A smaller student taught by the classifier: knowledge distillation (Hinton et al., 2015).
 
-Introduced in notebook 06. The student is the teacher's own lower layers (embeddings, the first
+Introduced in notebook 07. The student is the teacher's own lower layers (embeddings, the first
 `layers` transformer layers, the classifier head): Patient KD's initialisation (Sun et al., 2019);
 DistilBERT took one layer of every two instead, which `keep` allows (`benchmarks/students.py`
 compares the two). It learns from the teacher's softened probabilities and from the labels.

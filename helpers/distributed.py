@@ -1,6 +1,6 @@
 """Data-parallel training with Hugging Face Accelerate: the same function on one process or many.
 
-Introduced in notebook 05. `train_replica` is what every process runs: it builds notebook 04's
+Introduced in notebook 06. `train_replica` is what every process runs: it builds notebook 04's
 classifier with `helpers.classification.new_classifier` and trains it with
 `helpers.training.TrainingLoop`, which keeps this process's rows of each global batch and lets
 PyTorch DDP average the gradients across processes. The main process then saves the weights and

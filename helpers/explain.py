@@ -1,6 +1,6 @@
 """Which tokens made the classifier decide? Integrated gradients, gradient x input, attention, deletion curves.
 
-Introduced in notebook 06, which writes integrated gradients out in a few lines and checks them
+Introduced in notebook 07, which writes integrated gradients out in a few lines and checks them
 against Captum before using `integrated_gradients` here on many reviews; notebook 04 colours its
 most confidently wrong reviews with it.
 """
@@ -51,7 +51,7 @@ def integrated_gradients(model: nn.Module, ids: Sequence[int], baseline_id: int,
 
 def gradient_x_input(model: nn.Module, ids: Sequence[int]) -> np.ndarray:
     """Return each token's gradient x input on the logit margin: one backward pass (on BERT no better than random,
-    notebook 06's deletion test)."""
+    notebook 07's deletion test)."""
     model.eval()
     embed = model.bert.embeddings.word_embeddings
     vectors = embed(torch.tensor([list(ids)], device=embed.weight.device)).detach().requires_grad_()  # (1, T, d)

@@ -96,8 +96,8 @@ def attention_kernel(model, kernel: str) -> Iterator[None]:
     """Within the block the model computes attention with `kernel` ("eager" or "sdpa"); after it, as before.
 
     Training and scoring favour different kernels: on a 2-core CPU under bf16 the written-out one
-    trains faster (notebook 04, section 4) while SDPA scores faster (section 9); only the written-out
-    one returns attention weights (notebook 06). A model without that choice is left as it is.
+    trains faster (notebook 05) while SDPA scores faster (notebook 04, section 8); only the written-out
+    one returns attention weights (notebook 07). A model without that choice is left as it is.
     """
     before = getattr(getattr(model, "config", None), "_attn_implementation", None)
     if before is None or before == kernel:
@@ -116,7 +116,7 @@ def adapted_encoder_dir(profile: Profile) -> Path:
 
 
 def classifier_dir(profile: Profile) -> Path:
-    """Return the folder where notebook 04 saves the trained classifier (notebook 05 serves it)."""
+    """Return the folder where notebook 04 saves the trained classifier (notebook 06 serves it)."""
     return models_dir(profile) / "classifier"
 
 

@@ -1,6 +1,6 @@
 """Put the classifier to work: reload it, quantize it for CPUs, time it, and classify from a shell.
 
-Introduced in notebook 05. The classifier is the folder notebook 04 saves (safetensors weights
+Introduced in notebook 06. The classifier is the folder notebook 04 saves (safetensors weights
 and the tokenizer). From a shell:
 
     python -m helpers.serving "A wonderful film." "Two hours I will never get back."

@@ -1,7 +1,7 @@
 """How sure is a comparison? Intervals of an accuracy, McNemar's paired test, and summaries over seeds.
 
 Introduced in notebook 04 (one run against a baseline on the same reviews); `benchmarks/seeds.py`
-repeats the training over several seeds and summarises the runs with `over_seeds`. Notebook 06
+repeats the training over several seeds and summarises the runs with `over_seeds`. Notebook 07
 adds Wilson's interval of a proportion (behaviour tests of 20 to 100 cases) and a bootstrap
 interval of any statistic (its calibration error).
 """

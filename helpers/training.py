@@ -1,7 +1,7 @@
 """The training loop of the series: AdamW, warm-up and decay, clipping, mixed precision, checkpoints.
 
 Introduced in notebook 03, which writes the same loop out by hand first; notebook 04 trains its
-classifier with it and notebook 05 runs it on several processes. Hugging Face Accelerate places
+classifier with it and notebook 06 runs it on several processes. Hugging Face Accelerate places
 the model on the device and, when several processes train together, wraps it for PyTorch DDP
 (gradients all-reduced). Mixed precision is done here, as in notebook 03's loop: autocast in bf16,
 or fp16 with a GradScaler (Accelerate fixes one precision per process; a notebook may want two).

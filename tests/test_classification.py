@@ -176,7 +176,7 @@ def test_a_stand_in_classifier_is_trained_when_notebook_04s_is_missing(tokenizer
     # model trained with) in one process: the same computation, bit for bit.
     np.testing.assert_array_equal(predict_probabilities(again, encoded, its_tokenizer.pad_token_id),
                                   predict_probabilities(model, encoded, its_tokenizer.pad_token_id),
-                                  err_msg="notebook 05 reloads it")
+                                  err_msg="notebook 06 reloads it")
 
 
 def test_new_classifier_follows_the_profile_and_freezes_the_token_embeddings(clean_env):

@@ -146,7 +146,7 @@ def test_the_kernel_and_the_launched_processes_run_one_profile_when_the_kernel_s
     # available; on a CUDA build of torch (Colab's) without a driver, the real call fails.
     monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: False)
     assert get_profile().name == "gpu", "the kernel alone would choose the gpu profile"
-    train_replica(run, tmp_path / "one.pt")  # in this process, as notebook 05 runs it
+    train_replica(run, tmp_path / "one.pt")  # in this process, as notebook 06 runs it
     one = torch.load(tmp_path / "one.pt", weights_only=True)
     assert (two["processes"], one["processes"]) == (2, 1)
     assert two["run"]["profile"] == one["run"]["profile"] == "cpu"

@@ -27,8 +27,8 @@ from notebooks.build import SOURCES, execute, notebook_from_source
 # everything is on the CPU; on a GPU the same line names a model the notebook forgot to place.
 # Read on an H200 (2026-12-04, TUTORIAL_PROFILE unset, this file's tiny BERT and data, every notebook
 # passing): what stays on the CPU there is there on purpose: 01's toy tensors and layers (sections
-# 1-7), 03's masking statistics on token ids and its unigram counts, 05's gradient-averaging demo on
-# an 8-input layer and its serving sections (int8 kernels run on CPUs), 06's served models (`variant`).
+# 1-7), 03's masking statistics on token ids and its unigram counts, 06's gradient-averaging demo on
+# an 8-input layer and its serving sections (int8 kernels run on CPUs), 07's served models (`variant`).
 AUDIT = "from helpers.device import misplaced\nprint('MISPLACED', misplaced(globals(), session.device))"
 SCALE = "0.01"  # of the gpu profile's steps: 10 MLM steps, 1 epoch of the classifier
 PER_SPLIT = 96  # reviews of each label in each labelled split (twice as many unlabelled ones)

@@ -21,9 +21,9 @@ REQUIRED = {
                                 "tfidf_full_train_accuracy", "tfidf_full_train_reviews", "validation_size",
                                 "train_seconds", "adapted_encoder_accuracy", "samples_per_second",
                                 "lever_speedup"}, 5),
-    "05_scaling_and_serving": ({"processes", "max_abs_param_diff_vs_single", "accuracy_fp32", "accuracy_int8",
+    "06_scaling_and_serving": ({"processes", "max_abs_param_diff_vs_single", "accuracy_fp32", "accuracy_int8",
                                 "latency_ms_fp32", "latency_ms_int8"}, 0),
-    "06_trust_and_distillation": ({"ig_completeness_error", "deletion_drop_attributed", "deletion_drop_random",
+    "07_trust_and_distillation": ({"ig_completeness_error", "deletion_drop_attributed", "deletion_drop_random",
                                    "deletion_drop_abs_ig", "deletion_drop_grad_x_input", "checklist_failures",
                                    "ece_before", "ece_after", "ece_before_ci", "ece_after_ci", "student_accuracy",
                                    "student_labels_only_accuracy", "student_vs_teacher_mcnemar_p",
@@ -108,9 +108,9 @@ def test_the_committed_runs_were_built_together_as_make_notebooks_builds_them():
     assert (summary["train_reviews"], summary["validation_size"]) == (3600, 400), "4,000 official training reviews"
     # all 25,000 official training reviews but the 400 validation ones and their 5 word-for-word duplicates
     assert summary["tfidf_full_train_reviews"] == 24_595, "the whole official training split, validation held out"
-    assert "training a short stand-in" not in committed_text("05_scaling_and_serving"), "build 05 after 04"
-    assert "No classifier from notebook 04" not in committed_text("06_trust_and_distillation"), "build 06 after 04"
-    same_classifier = committed_summary("06_trust_and_distillation")["accuracy"]
+    assert "training a short stand-in" not in committed_text("06_scaling_and_serving"), "build 05 after 04"
+    assert "No classifier from notebook 04" not in committed_text("07_trust_and_distillation"), "build 06 after 04"
+    same_classifier = committed_summary("07_trust_and_distillation")["accuracy"]
     # 06 scores 1,000 of 04's 5,000 test reviews: a subset's accuracy lies within about 2.6 points (3 standard errors)
     assert same_classifier == pytest.approx(summary["accuracy"], abs=0.026), "06 examines the classifier 04 saved"
 
@@ -129,7 +129,7 @@ def test_the_readme_quotes_the_committed_runs():
     readme = (ROOT / "README.md").read_text()
     table = readme[readme.index("### What the training notebooks measured"):readme.index("## Benchmarks")]
     s04, s05, s06 = (committed_summary(stem) for stem in
-                     ("04_imdb_classification", "05_scaling_and_serving", "06_trust_and_distillation"))
+                     ("04_imdb_classification", "06_scaling_and_serving", "07_trust_and_distillation"))
     quoted = [f"{s04['accuracy']:.1%}", f"{s04['baseline_accuracy']:.1%}", f"{s04['train_seconds']:.0f} s",
               f"{s05['accuracy_int8']:.1%}", f"{s05['latency_ms_fp32']:.1f} -> {s05['latency_ms_int8']:.1f} ms",
               f"{s06['student_accuracy']:.1%}", f"{s06['ece_before']:.3f} -> {s06['ece_after']:.3f}",

@@ -1,4 +1,4 @@
-"""Notebook 06's helpers: integrated gradients, deletion curves, behaviour tests, calibration, distillation."""
+"""Notebook 07's helpers: integrated gradients, deletion curves, behaviour tests, calibration, distillation."""
 
 from __future__ import annotations
 

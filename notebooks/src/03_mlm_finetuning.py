@@ -421,7 +421,7 @@ plt.show()
 # `helpers.training.TrainingLoop` is this loop plus what a long run needs: checkpoints and resume,
 # micro-batches (gradient accumulation) that halve by themselves when a batch runs out of GPU
 # memory, Hugging Face Accelerate for device placement, mixed precision and several processes
-# (notebook 05), and a history for plots. A loop nobody checks drifts, so we run both for three
+# (notebook 06), and a history for plots. A loop nobody checks drifts, so we run both for three
 # steps on the same batches from the same weights and compare the weights they end with.
 #
 # The check runs in float64. In float32 the two runs can differ in the last bits on some CPUs

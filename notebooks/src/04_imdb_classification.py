@@ -17,12 +17,12 @@
 # reviews, 256 tokens per review): 15 minutes on the 2-core AMD EPYC with bf16 (AVX-512 BF16) that
 # built the committed run, most of it two trainings of 3.5 and 3.8 minutes, scoring 5,000 test reviews
 # with each, and a few minutes of speed measurements. A 2-core CPU without bf16 took 31 minutes
-# (fp32: trainings of about 8 minutes; section 4 says why bf16 steps are faster). The kernel's
+# (fp32: trainings of about 8 minutes; notebook 05 says why bf16 steps are faster). The kernel's
 # resident memory peaked at 5.3 GB (sampled every second, in an earlier build).
 # At the `gpu` profile (`bert-base-uncased`, 22,500 training and 2,500 validation reviews of IMDB's
 # 25,000, 512 tokens, 1 epoch), the targets are at least 93.5 % test accuracy in at most 20
 # minutes of training on a Colab T4 and 5 minutes on an A100. **These GPU figures are targets, not
-# measurements**: the arithmetic is in section 5 and in the README; the training cell prints the
+# measurements**: the arithmetic is in notebook 05 and in the README; the training cell prints the
 # real time on the card at hand. By the same count the whole notebook takes about 16-17 minutes on
 # a T4: two trainings of about 5 minutes, about 7 each with their validation and test passes
 # (`benchmarks/results/colab_t4.md`). One epoch, not two, is what lets both trainings fit the 20
@@ -61,13 +61,10 @@ from helpers.classification import (
     steps_per_epoch,
 )
 from helpers.data import LABEL_NAMES, load_reviews, validation_split
-from helpers.device import autocast
 from helpers.explain import integrated_gradients
 from helpers.measure import (
     alternating_medians,
-    peak_tensor_bytes,
     peak_tflops,
-    profile_table,
     training_flops_per_token,
 )
 from helpers.models import adapted_encoder_dir, classifier_dir, load_pretrained, save_atomically
@@ -171,7 +168,7 @@ session.expect(tfidf_full_train_accuracy >= baseline_accuracy - 0.005,
 #
 # Reviews are long: notebook 02 measured a median of about 220 tokens and a long tail. The model
 # reads at most `profile.max_length` tokens: 512 at the `gpu` profile, 256 at the `cpu` profile
-# (section 5 says why). Sun et al. (2019) found that keeping the **head and the tail** of a long
+# (section 4 says why). Sun et al. (2019) found that keeping the **head and the tail** of a long
 # review beats keeping only its head: reviewers state their verdict at the end.
 # `helpers.classification.encode` keeps the first quarter and the last three quarters of the budget.
 
@@ -201,7 +198,8 @@ print(f"padding efficiency of length-grouped batches of {profile.batch_size}: "
 # as Sentence-BERT does (the `cpu` profile's all-MiniLM-L6-v2 was trained to be read that way), and
 # it drops the unused pooler. The classifier layer starts new (random weights): only the encoder is
 # pretrained. `helpers.classification.new_classifier` builds it from the profile's pretrained model
-# or from a folder, with the profile's dropout, attention kernel and frozen parts (section 4).
+# or from a folder, with the profile's dropout, attention kernel and frozen parts (notebook 05
+# measures what each saves).
 
 # %%
 encoder_dir = adapted_encoder_dir(profile)
@@ -237,136 +235,13 @@ print(f"hidden states {tuple(hidden.shape)} -> mean over {pair['attention_mask']
       f"-> pooled {tuple(pooled.shape)} -> logits {tuple(logits.shape)}: the same as the model's")
 
 # %% [markdown]
-# ## 4. Where do the seconds go? Profile one step, then pull the levers
-#
-# Before making training faster, measure it. PyTorch's profiler times every operator of one
-# training step (forward, backward, AdamW). We profile the stock setup, as
-# `BertForSequenceClassification.from_pretrained` gives it: dropout 0.1 on the hidden states and
-# on the attention weights, PyTorch's fused attention (SDPA), every weight trained, AdamW looping
-# over the weight tensors one by one, 512 tokens, bf16 autocast where the CPU has it.
-#
-# At the `cpu` profile this section runs on the processor at hand; at the `gpu` profile the step
-# is dominated by matrix products in fused kernels and it is skipped (the levers below are CPU
-# levers).
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-cpu_levers = profile.name == "cpu"
-if cpu_levers:
-    at_512 = encode(tokenizer, train_texts, 512)
-    length_order = np.argsort([len(ids) for ids in at_512])
-    lever_rows = length_order[int(0.7 * len(length_order)):][:profile.batch_size]  # at the 70th percentile of length
-    batch_512 = pad_batch([at_512[i] for i in lever_rows], tokenizer.pad_token_id, train_labels[lever_rows].tolist())
-    stock = {"num_labels": 2, "attn_implementation": "sdpa"}
-
-    def training_step(options, batch, fused=False, freeze_embeddings=False):
-        """Return a function that runs one training step of a fresh classifier built with `options`."""
-        torch.manual_seed(profile.seed)
-        classifier = load_pretrained(BertForReviewClassification, profile, **options).train()
-        classifier.bert.embeddings.word_embeddings.requires_grad_(not freeze_embeddings)
-        optimizer = torch.optim.AdamW([p for p in classifier.parameters() if p.requires_grad], lr=1e-5,
-                                      fused=fused or None)
-
-        def step():
-            with autocast(device, profile.precision):
-                loss = classification_loss(classifier, batch)
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        return step
-
-    stock_step = training_step(stock, batch_512)
-    stock_step()  # warm-up: AdamW's state, the allocator
-    print(profile_table(stock_step))  # helpers.measure: torch.profiler, its native log lines silenced
-    del stock_step
-else:
-    print("gpu profile: skipped (section 5 prints the share of the card's peak FLOP/s instead)")
-
-# %% [markdown]
-# Read the table from the top. In the committed run (a 2-core CPU with bf16) the stock step spent
-# 29 % of its time in `bernoulli_` (drawing dropout masks, the largest over the whole T x T score
-# matrix of every head; a fifth to 30 % on the 2-core CPUs we ran it on), about a quarter in
-# `bmm`, `mul` and `_softmax` (30 % with softmax's backward: attention computed the slow way,
-# because attention dropout keeps SDPA off its fused path), and much of the rest (22 %) in
-# `mm`/`addmm` (the linear layers: the work we cannot avoid). AdamW's update, one weight tensor at
-# a time, half of the weights in the 11.7 M-parameter token-embedding matrix, comes further down
-# (below the rows printed).
-# Each of those points to a lever:
-#
-# 1. **No attention dropout.** With it, SDPA on a CPU leaves its fused path and draws a mask over
-#    the whole T x T attention matrix of every head.
-# 2. **No hidden dropout.** One short epoch of fine-tuning barely overfits; the masks cost time.
-# 3. **Fused AdamW** (`fused=True`, a CPU kernel since PyTorch 2.4): one pass over all weights
-#    instead of a dozen small operations per tensor. The same update, up to rounding.
-# 4. **Frozen token embeddings**: the 30,522 x 384 matrix is half of MiniLM's weights; its gradient
-#    is dense and AdamW updates all of it every step, for the few hundred rows a batch uses.
-# 5. **256 tokens instead of 512**: fewer tokens per review, and attention's cost grows with the
-#    square of the length.
-# 6. **Attention written out ("eager") instead of SDPA**, under bf16 autocast only: at 256 tokens
-#    and a head size of 32, PyTorch's CPU flash-attention kernel in bf16 was slower than two plain
-#    matrix products (its backward recomputes the attention in blocks); at 512 tokens, and in fp32
-#    at either length, it is the other way round.
-#
-# The next cell adds them one at a time and times one step of each setup in turns (median of
-# three, after a warm-up); each line says what its lever bought. Expect levers 1, 2 and 5 to show
-# on any CPU. Lever 6 depends on the CPU: with bf16 autocast on a CPU that has bf16 (where the
-# profile's recipe was chosen, and in the committed run) the written-out attention was faster at
-# 256 tokens; in fp32, on a CPU without bf16, it was slower than SDPA (0.73x of its speed in an
-# earlier build). So the profile takes the kernel by precision (`helpers.profile.fastest_attention`):
-# eager with bf16, SDPA in fp32, for training (scoring always runs SDPA, section 9), and the last line
-# measures the recipe it chose. Levers 3 and 4
-# are small on this model (a few per cent either way in our runs: 1.04x and 1.02x in an earlier
-# fp32 run, 0.95x for the frozen embeddings in another, which three timings cannot tell from
-# noise). We keep the fused
-# AdamW because it is the same update, and the frozen embeddings because they spare AdamW's two
-# moments for 11.7 M weights; whether freezing them costs accuracy was not measured on its own.
-# All steps train on the same 16 reviews, taken at the 70th percentile of length, long enough
-# that cutting them to fewer tokens matters (for the shorter half of the reviews, lever 5 changes
-# nothing). The whole effect on a real run is the training time of section 5: about 140 s on an
-# earlier 2-core Intel CPU with bf16, against 906 s there for the earlier recipe (512 tokens, 2
-# epochs, SDPA; its attention dropout was already off, none of the other levers was pulled); the
-# committed run prints its own.
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-if cpu_levers:
-    quiet = {**stock, "hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
-    batch_recipe = pad_batch([encoded_train[i] for i in lever_rows], tokenizer.pad_token_id,
-                             train_labels[lever_rows].tolist())
-    setups = {  # each adds one lever to the line above it
-        "stock, 512 tokens": training_step(stock, batch_512),
-        "+ no attention dropout": training_step({**stock, "attention_probs_dropout_prob": 0.0}, batch_512),
-        "+ no hidden dropout": training_step(quiet, batch_512),
-        "+ fused AdamW": training_step(quiet, batch_512, fused=True),
-        "+ frozen token embeddings": training_step(quiet, batch_512, fused=True, freeze_embeddings=True),
-    }
-    setups[f"+ {max_length} tokens"] = training_step(quiet, batch_recipe, fused=True, freeze_embeddings=True)
-    setups["+ eager attention"] = training_step({**quiet, "attn_implementation": "eager"}, batch_recipe,
-                                                fused=True, freeze_embeddings=True)
-    step_seconds = alternating_medians(setups, repeats=3)
-    previous = None
-    for name, seconds in step_seconds.items():
-        bought = f"{previous / seconds:.2f}x" if previous else ""
-        print(f"{name:<28} {seconds:5.2f} s per step {bought:>7}")
-        previous = seconds
-    recipe = "+ eager attention" if profile.attention_kernel == "eager" else f"+ {max_length} tokens"
-    lever_speedup = step_seconds["stock, 512 tokens"] / step_seconds[recipe]
-    print(f"the profile's recipe ({profile.precision}, {profile.attention_kernel} attention): "
-          f"{lever_speedup:.1f}x faster per step than the stock setup")
-    session.expect(lever_speedup > 1.5, "the levers make a training step at least 1.5x faster")
-    del setups
-else:
-    lever_speedup = None
-    print("gpu profile: skipped")
-
-# %% [markdown]
-# ## 5. Training
+# ## 4. Training
 #
 # The loop is notebook 03's, from `helpers.training`, called through
 # `helpers.classification.fine_tune`: AdamW (fused into one kernel), a linear warm-up over 6 % of
 # the steps then linear decay, gradient clipping at norm 1, mixed precision (bf16 on A100/H100 and
 # on CPUs with native bf16, fp16 with loss scaling on a T4), checkpoints, and Hugging Face
-# Accelerate underneath, so that notebook 05 runs the same code on several processes. Each step
+# Accelerate underneath, so that notebook 06 runs the same code on several processes. Each step
 # takes one length-grouped batch with dynamic padding. If a batch does not fit in GPU memory, the
 # step is retried as 2, then 4, ... micro-batches whose gradients are accumulated, so the
 # optimizer still sees the same batch (a unit test simulates it).
@@ -424,7 +299,7 @@ del by_hand, with_helper
 # **How the `cpu` recipe was chosen.** On the validation reviews only, one training per setting
 # (`python -m benchmarks.run --only recipe`, table `benchmarks/results/recipe.md`):
 #
-# | candidate (1 epoch, the levers of section 4) | validation loss | validation accuracy | training |
+# | candidate (1 epoch, the levers of notebook 05) | validation loss | validation accuracy | training |
 # | --- | --- | --- | --- |
 # | **256 tokens, lr 1e-4, eager attention** | **0.245** | **91.2 %** | **142 s** |
 # | 256 tokens, lr 2e-4, eager attention | 0.261 | 90.8 % | 156 s |
@@ -438,30 +313,12 @@ del by_hand, with_helper
 # choice: the validation reviews have been looked at more than once. It picked 256
 # tokens, which was also the fastest. Two epochs at 256 tokens would have taken about 285 s on
 # the table's machine (2 x 142 s), at the very edge of the rule, and about 425 s on the one that
-# built the committed run (2 x 213 s, section 5), and were not among the candidates. What the
+# built the committed run (2 x 213 s, section 4), and were not among the candidates. What the
 # rule cannot tell is whether the differences are real: one run each, on 400 reviews. The earlier recipe (512 tokens, 2
 # epochs, only attention dropout off) took about 15 minutes to train on the table's machine. The table and its
 # 300 s were measured with bf16 on a 2-core CPU that has it, and on the earlier 5,000-review
 # sample's training reviews; a CPU without bf16 trains in fp32, slower (the committed run's time
-# is printed in section 5), and the choice has not been made again on the official split's.
-#
-# **Throughput on a GPU.** The training cell prints samples and tokens per second; on a GPU also
-# the share of the card's peak it reaches: a forward and backward pass costs about 6 FLOPs per
-# parameter per token (2 forward, 4 backward) plus 12 x layers x length x width for attention's
-# two matrix products (`helpers.measure.training_flops_per_token`). For `bert-base-uncased` (85 M
-# parameters outside the embeddings) at about 300 real tokens per review that is about 0.55 GFLOP
-# per token, 7 PFLOP per epoch of 25,000 reviews padded to 512, and about 4 PFLOP with length-grouped
-# batches: the `gpu` recipe (1 epoch of 22,500 reviews at 512 tokens, batch 32, then the 25,000
-# test reviews) is about 4.5 PFLOP (`make bench`, table `flops`). A T4 does not reach 40 % of its
-# 65 fp16 TFLOP/s peak: published BERT-base fine-tuning runs sustain 9 to 15 TFLOP/s. At 12
-# TFLOP/s the recipe takes about 6 minutes (8 at 9), inside the 20-minute target. Sun et al. (2019)
-# report 94.6 % for BERT-base at 512 head+tail tokens; whether one epoch of this recipe reaches
-# 93.5 % is not measured here. If the validation loss in the curves below is still falling
-# at the end, a second epoch (`dataclasses.replace(profile, epochs=2)`, about 5 more minutes on a
-# T4) is the first thing to try. These are estimates from the FLOP count, not measurements on a T4.
-# On an A100 (bf16) the same arithmetic at an assumed 40 % of its 312 TFLOP/s gives under a minute,
-# and an H200 measured half that share (`benchmarks/results/gpu_step.md`). If a batch does not
-# fit, the training loop splits it into 2, 4, ... micro-batches and carries on with the same effective batch.
+# is printed in section 4), and the choice has not been made again on the official split's.
 #
 # The curves show the training loss, and the loss and accuracy on the validation reviews, measured
 # four times per run. Re-running this cell after an interruption resumes from the last checkpoint.
@@ -514,7 +371,7 @@ def train(model, name):
 model, history = train(model, "base")
 
 # %% [markdown]
-# ## 6. Evaluation
+# ## 5. Evaluation
 #
 # All test reviews, scored once. Accuracy with its 95 % interval, F1 for the positive class,
 # and the confusion matrix: which mistakes does the model make?
@@ -593,7 +450,7 @@ print(f"transformer minus TF-IDF by quartile: {'  '.join(f'{m * 100:+.1f}' for m
 # straight path from the same review with [PAD] in place of every token but [CLS] and [SEP] to the
 # real one, times the difference between the token's vector and [PAD]'s. The attributions add up,
 # up to the error of that 32-point average, to how far the logit margin moved along the path;
-# notebook 06 writes the method out, checks that sum, and tests it against five other rankings of
+# notebook 07 writes the method out, checks that sum, and tests it against five other rankings of
 # tokens. (The quicker *gradient x input*, one gradient times the embedding, tests no better than
 # random on BERT there.) The colours are drawn as a figure (`helpers.plotting.show_token_colours`),
 # so that they show on GitHub too.
@@ -642,7 +499,7 @@ plt.show()
 print("P(positive) =", f"{predict_probabilities(model, [ids], tokenizer.pad_token_id)[0]:.3f}")
 
 # %% [markdown]
-# ## 7. From the adapted encoder
+# ## 6. From the adapted encoder
 #
 # The same training from the encoder notebook 03 adapted to movie reviews (if it was found). Same
 # data, same order, same classifier initialisation: only the encoder's starting weights differ.
@@ -657,12 +514,12 @@ else:
     print("skipped: no adapted encoder (run notebook 03 first)")
 
 # %% [markdown]
-# ## 8. Does it beat the baseline? One run, then several seeds
+# ## 7. Does it beat the baseline? One run, then several seeds
 #
 # The models and the baseline were scored on the same reviews, so we can compare them review by
 # review: McNemar's test counts the reviews one gets right and the other wrong, and asks how likely
 # so lopsided a split would be if both were equally good. *The* classifier of this notebook, the one
-# saved for notebook 05, is the one from the base encoder, fixed before looking at any score:
+# saved for notebook 06, is the one from the base encoder, fixed before looking at any score:
 # picking whichever of the two scored higher on these reviews would tune on the test set.
 
 # %%
@@ -746,7 +603,7 @@ for axis in axes:
 plt.show()
 
 # %% [markdown]
-# ## 9. Inference
+# ## 8. Inference
 #
 # A small function classifies new reviews in batches and returns each label with its probability:
 # `helpers.classification.classify_reviews` encodes with the same head+tail truncation, sorts the
@@ -764,7 +621,7 @@ for review, (label, probability) in zip(new_reviews, classify_reviews(classifier
 
 # %% [markdown]
 # Scoring has no backward pass, and there the two attention kernels trade places: the written-out
-# one, which trains faster under bf16 on a small CPU (section 4), scores more slowly than the fused
+# one, which trains faster under bf16 on a small CPU (notebook 05), scores more slowly than the fused
 # SDPA. So `predict_logits` scores with SDPA whatever kernel the model trains with. Both, timed in
 # turns on 64 test reviews:
 
@@ -777,7 +634,7 @@ print(", ".join(f"{kernel}: {64 / seconds:.0f} reviews/s" for kernel, seconds in
       + f"; SDPA scores {kernel_seconds['eager'] / kernel_seconds['sdpa']:.2f}x as fast")
 
 # %% [markdown]
-# The classifier is saved (safetensors, atomically) for notebook 05, and reloaded, to check that
+# The classifier is saved (safetensors, atomically) for notebook 06, and reloaded, to check that
 # the saved files give exactly the same predictions: `predict_probabilities` scores both with the
 # same (fused) kernel, so the same weights must give the same numbers, bit for bit.
 
@@ -793,7 +650,7 @@ assert np.array_equal(again, before)
 print(f"saved to {saved_to}; reloaded predictions identical on 64 reviews")
 
 # %% [markdown]
-# ## 10. The same training with the `Trainer` API
+# ## 9. The same training with the `Trainer` API
 #
 # For readers who will use Hugging Face's `Trainer`: the same model, data and settings. Its
 # `train_sampling_strategy="group_by_length"` is our length-grouped batching (in transformers 5;
@@ -826,70 +683,7 @@ print(f"Trainer: 10 steps in {result.metrics['train_runtime']:.1f} s, mean loss 
 del hf_trainer
 
 # %% [markdown]
-# ## 11. Out of memory? What helps, measured
-#
-# "CUDA out of memory" is the error readers meet most. Advice found online often says to
-# *increase* the batch size; it is the other way round: the activations a training step keeps
-# for its backward pass grow with the batch. We measure the peak memory held by the tensors of
-# one step of a fresh classifier on 16 reviews of 256 tokens (`helpers.measure.peak_tensor_bytes`,
-# which counts every tensor PyTorch's operators allocate, forward and backward, on any device),
-# pulling one lever at a time:
-#
-# - **no gradients** (`torch.no_grad()` or `inference_mode()`, for evaluation and serving): no
-#   activations are kept for a backward pass;
-# - **half the batch, with gradient accumulation** (two micro-batches of 8 per step; the
-#   `TrainingLoop` of `helpers.training` does this by itself on an out-of-memory error): the peak of
-#   one micro-batch, for the same optimizer step;
-# - **mixed precision** (bf16 autocast; fp16 on a T4): most activations in 2 bytes instead of 4;
-# - **gradient checkpointing** (`model.gradient_checkpointing_enable()`): each layer's
-#   activations are recomputed in the backward pass instead of kept, for about a third more compute.
-#
-# Two more need no measuring: free what you no longer need (`del model`, then
-# `helpers.device.free_memory()`, which also empties PyTorch's CUDA cache), and shorten the
-# sequences (`max_length`), since the activations grow with the tokens and attention's with their
-# square.
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-probe_model = new_classifier(profile).to(device).train()
-probe_batch = {k: v.to(device) for k, v in pad_batch(
-    [[tokenizer.cls_token_id] + [2000 + i for i in range(254)] + [tokenizer.sep_token_id]] * 16,
-    tokenizer.pad_token_id, labels=[0, 1] * 8).items()}
-
-
-def step_megabytes(model, batch, grad=True, precision="fp32"):
-    """Peak MB held by the tensors of one forward (and backward) pass."""
-    def step():
-        with autocast(device, precision):
-            loss = classification_loss(model, batch)
-        if grad:
-            loss.backward()
-        return loss.detach()
-
-    model.zero_grad(set_to_none=True)
-    return peak_tensor_bytes(step, grad=grad) / 2**20
-
-
-half_precision = profile.precision  # bf16; fp16 on a T4; fp32 where neither pays off (or where it is forced)
-memory = {"training step, fp32": step_megabytes(probe_model, probe_batch)}
-memory["no gradients (evaluation)"] = step_megabytes(probe_model, probe_batch, grad=False)
-memory["half batch + accumulation"] = step_megabytes(probe_model, {k: v[:8] for k, v in probe_batch.items()})
-memory[f"{half_precision} autocast"] = step_megabytes(probe_model, probe_batch, precision=half_precision)
-probe_model.gradient_checkpointing_enable()
-memory["gradient checkpointing"] = step_megabytes(probe_model, probe_batch)
-for name, megabytes in memory.items():
-    print(f"{name:<28} {megabytes:8.0f} MB  ({megabytes / memory['training step, fp32']:.2f}x)")
-baseline_mb = memory["training step, fp32"]
-assert memory["no gradients (evaluation)"] < baseline_mb / 3 and memory["half batch + accumulation"] < 0.6 * baseline_mb
-assert memory["gradient checkpointing"] < baseline_mb / 2
-del probe_model
-
-# %% [markdown]
-# Each lever cuts the peak on its own (together they were not measured here). The mixed-precision
-# line depends on the device: where neither bf16 nor fp16 pays off (a CPU without native bf16),
-# the profile trains in float32 and the line repeats the first (`helpers.device.resolve_precision` decides).
-#
-# ## 12. Exercises
+# ## 10. Exercises
 #
 # **Exercise 1.** Which word pairs does the baseline rely on? List the ten features with the most
 # positive and the ten with the most negative weights of the logistic regression.
@@ -943,7 +737,7 @@ for review, p_baseline, (label, probability) in zip(tricky, baseline_says, model
     print(f"baseline P(positive) {p_baseline:.2f} | classifier {label} {probability:.2f} | {review}")
 
 # %% [markdown]
-# Read the answers above with the words each model sees, and those of section 9: there the
+# Read the answers above with the words each model sees, and those of section 8: there the
 # classifier calls "I want those two hours of my life back." positive (about 0.7). The idiom's
 # words are harmless one by one ("want", "hours", "life"), and no review of the few thousand it
 # learned from needs to have taught it the phrase; a bag of words sees the same harmless words.
@@ -966,8 +760,8 @@ for review, p_baseline, (label, probability) in zip(tricky, baseline_says, model
 # exactly the same reviews and beside one trained on all 25,000 official training reviews, on the
 # same official test reviews. The cell below states this run's result from its own numbers; over
 # three seeds the classifier led the same-reviews baseline in every one, by 1.11 points on average,
-# and on all 25,000 test reviews by 1.8 (section 8). The classifier waits
-# in the models folder for notebook 05. The last line is what CI records for this notebook.
+# and on all 25,000 test reviews by 1.8 (section 7). The classifier waits
+# in the models folder for notebook 06. The last line is what CI records for this notebook.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -993,5 +787,4 @@ summary = print_summary(
     max_length=max_length, train_seconds=round(history[-1]["seconds"], 1),
     adapted_encoder_accuracy=round(scores["adapted"]["accuracy"], 4) if "adapted" in scores else None,
     samples_per_second=round(history[-1]["samples_per_second"], 1),
-    lever_speedup=round(lever_speedup, 2) if lever_speedup else None,
 )

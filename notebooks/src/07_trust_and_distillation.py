@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 06 · Can we trust the classifier? Explanations, stress tests, calibration, a smaller student
+# # 07 · Can we trust the classifier? Explanations, stress tests, calibration, a smaller student
 #
 # {{COLAB_BADGE}}
 #
@@ -781,11 +781,11 @@ del students
 # cost time: the distilled student's training runs the teacher forward in every step, 180 s
 # against 107 s for the labels alone. One seed each; the same start, reviews and steps.
 #
-# Teacher and student, in float32 and in notebook 05's dynamic int8, side by side on the CPU
+# Teacher and student, in float32 and in notebook 06's dynamic int8, side by side on the CPU
 # (where int8 runs and where such models are usually served), with the fused attention kernel:
 # accuracy on 200 held-out reviews, the size of the saved weights, and the median milliseconds
 # per review when reviews come one at a time (32 of them timed). The four models take turns, so that a busy moment
-# of the machine hits all alike. (Batches, and what padding costs in them, were notebook 05's
+# of the machine hits all alike. (Batches, and what padding costs in them, were notebook 06's
 # subject.) At the `gpu` profile the table is smaller (accuracy on 40 reviews, 16 of them timed),
 # to keep the cell near a minute on Colab's CPU; its accuracy column is then a rough check only
 # (+-15 points); the agreement with the teacher is the number to read.
@@ -794,7 +794,7 @@ del students
 # NBVAL_IGNORE_OUTPUT
 served = {"teacher fp32": copy.deepcopy(model).cpu().eval(), "student fp32": copy.deepcopy(student).cpu().eval()}
 for variant in served.values():
-    variant.set_attn_implementation("sdpa")  # served with the fused kernel, as notebook 05 serves
+    variant.set_attn_implementation("sdpa")  # served with the fused kernel, as notebook 06 serves
 served["teacher int8"] = quantize_int8(served["teacher fp32"])
 served["student int8"] = quantize_int8(served["student fp32"])
 table_reviews = balanced_sample(test, 200 if profile.name == "cpu" else 40, profile.seed)
@@ -880,7 +880,7 @@ for bins in (5, 10, 20):
 # %%
 # NBVAL_IGNORE_OUTPUT
 summary = print_summary(
-    session, notebook="06_trust_and_distillation",
+    session, notebook="07_trust_and_distillation",
     ig_completeness_error=float(f"{ig_completeness_error:.2e}"),
     deletion_drop_attributed=round(deletion_drop["IG, signed"], 4),
     deletion_drop_abs_ig=round(deletion_drop["|IG|"], 4),

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # 05 · Beyond one GPU, and serving the model
+# # 06 · Beyond one GPU, and serving the model
 #
 # {{COLAB_BADGE}}
 #
@@ -434,11 +434,11 @@ print(finished.stdout.rstrip())
 assert finished.returncode == 0 and len(finished.stdout.splitlines()) == 2
 
 # %% [markdown]
-# Look at the second review. Notebook 04 (section 9) called "I want those two hours of my life
+# Look at the second review. Notebook 04 (section 8) called "I want those two hours of my life
 # back." positive (0.70 in its committed run); here "Two hours of my life I will never get back."
 # comes out negative (0.77 in float32, 0.69 in int8, in the committed run). One idiom in two
 # phrasings gets opposite labels: whatever the model learnt (in pretraining and from 3,600
-# reviews), it was not this idiom. Why these two differ we have not tested; notebook 06's
+# reviews), it was not this idiom. Why these two differ we have not tested; notebook 07's
 # integrated gradients show how to ask which words tip a prediction.
 
 # %% [markdown]
@@ -513,7 +513,7 @@ assert micro_batches * compute_ms >= ethernet_ms > (micro_batches - 1) * compute
 
 # %%
 summary = print_summary(
-    session, notebook="05_scaling_and_serving",
+    session, notebook="06_scaling_and_serving",
     processes=launched["processes"], max_abs_param_diff_vs_single=float(f"{max_abs_param_diff_vs_single:.2e}"),
     accuracy_fp32=round(float(accuracy_fp32), 4), accuracy_int8=round(float(accuracy_int8), 4),
     latency_ms_fp32=round(latency_ms_fp32, 1), latency_ms_int8=round(latency_ms_int8, 1),
