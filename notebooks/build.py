@@ -40,7 +40,7 @@ RUNS = ROOT / "runs"
 CELL_TIMEOUT_S = 1800
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
 COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}  # else Colab opens a CPU
-REQUIRES = {"04": ["03"], "06": ["03", "04"], "07": ["03", "04"]}  # notebooks that read what an earlier one wrote
+REQUIRES = {"06": ["04"], "07": ["04"]}  # notebooks that read what an earlier one wrote
 SOLUTION_TITLE = "# @title Solution (run it to check; double-click, or Show code, to read it)"
 
 

@@ -117,8 +117,8 @@ def test_the_runtime_package_does_not_import_the_build_tools():
 
 
 def test_building_a_notebook_also_builds_the_ones_it_reads_from():
-    assert builder.with_prerequisites(["04"]) == ["03", "04"]
-    assert builder.with_prerequisites(["01", "04_imdb"]) == ["01", "03", "04_imdb"]
+    assert builder.with_prerequisites(["07"]) == ["04", "07"]
+    assert builder.with_prerequisites(["01", "06_scaling"]) == ["01", "04", "06_scaling"]
     assert builder.with_prerequisites([]) == []
 
 

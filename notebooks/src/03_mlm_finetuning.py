@@ -9,7 +9,8 @@
 # `transformers` collator, cut the reviews into blocks, measure held-out *perplexity* with a mask
 # drawn once, write the training loop out (AdamW, warm-up and decay, gradient clipping, mixed
 # precision), make it faster by projecting only the masked positions onto the vocabulary, train,
-# and save the adapted encoder for notebook 04. Training writes checkpoints: if Colab disconnects,
+# and save the adapted encoder (does it make a better classifier? `benchmarks/results/seeds.md`
+# trains notebook 04's classifier from it over three seeds). Training writes checkpoints: if Colab disconnects,
 # re-run the training cell and it resumes where it stopped.
 #
 # **What you need.** Reading: about 45 minutes. Running: a CPU is enough at the `cpu` profile:
@@ -591,13 +592,14 @@ session.expect(len({g[0] for g in guesses_after}) >= len(prompts) // 2,
 # perplexity of 21.8 on IMDB reviews, and 11.3 after domain adaptation (Hugging Face course,
 # chapter 7), after pretraining on billions of words. (The stray `t` for "i would [MASK]
 # recommend" is the end of "don ' t", which the uncased tokenizer splits at the apostrophe.) At the `cpu` profile this
-# notebook teaches the method; whether its encoder helps the classifier is notebook 04's question,
-# answered there over several seeds.
+# notebook teaches the method; whether its encoder helps the classifier is answered over several
+# seeds by `benchmarks/results/seeds.md`, which notebook 04 quotes.
 
 # %% [markdown]
-# ## 9. Save the adapted encoder for notebook 04
+# ## 9. Save the adapted encoder
 #
-# Notebook 04 needs the encoder, not the MLM head. `model.bert` is a `BertModel`; we save it with
+# A classifier built on it needs the encoder, not the MLM head (`helpers.classification.new_classifier(profile,
+# folder)` takes the folder). `model.bert` is a `BertModel`; we save it with
 # its tokenizer in safetensors format, into a fresh folder that replaces the old one only once
 # every file is written (a crash never leaves half a model behind).
 
