@@ -1,13 +1,19 @@
 """The standard Hugging Face path trains the [CLS]-pooler model with Trainer, reproducibly per seed."""
 
+import ast
 import dataclasses
+import inspect
+from pathlib import Path
 
 import torch
 from transformers import BertForSequenceClassification
 
 from helpers.classification import encode, predict_probabilities
 from helpers.profile import get_profile
+from helpers import standard_path
 from helpers.standard_path import train_the_standard_way
+
+ROOT = Path(__file__).resolve().parent.parent
 
 REVIEWS = ["A wonderful, moving film.", "Dull and far too long.", "I loved every minute.", "A waste of time.",
            "Great acting, great story.", "Awful script, awful cast.", "Charming and funny.", "Boring from the start."]
@@ -25,3 +31,16 @@ def test_the_standard_way_trains_a_cls_pooler_model_and_repeats_itself_with_a_se
         torch.testing.assert_close(mine, theirs, rtol=0, atol=0, msg=name)  # the same seed, the same run
     probabilities = predict_probabilities(model, encode(tokenizer, REVIEWS, 32), tokenizer.pad_token_id)
     assert probabilities.shape == (8,), "scored like notebook 04's own classifier"
+
+
+def test_notebook_04_writes_out_the_helpers_lines():
+    """The function notebook 04 writes out is the helper the benchmark runs, line for line (docstrings aside)."""
+    def body(tree: ast.AST) -> str:
+        function = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
+                        and n.name == "train_the_standard_way")
+        statements = function.body[1:] if isinstance(function.body[0], ast.Expr) else function.body  # no docstring
+        return "\n".join(ast.dump(statement) for statement in statements)
+
+    notebook = ast.parse((ROOT / "notebooks" / "src" / "04_imdb_classification.py").read_text())
+    helper = ast.parse(inspect.getsource(standard_path))
+    assert body(notebook) == body(helper)
