@@ -64,25 +64,28 @@ def show_heatmaps(
 class LiveCurve:
     """Draw training curves from a TrainingLoop's history, redrawn in place each time it is called.
 
-    In a notebook the figure is one output updated as training goes (the stored notebook keeps
-    the last drawing); elsewhere it is drawn once per call and closed.
+    The losses on the left; the `right` metric (validation accuracy, perplexity), where measured, in
+    a panel of its own beside them rather than on a second y axis over the same plot, whose scale
+    would make any dip look as large as the panel. In a notebook the figure is one output updated as
+    training goes (the stored notebook keeps the last drawing); elsewhere it is drawn once per call.
     """
 
     def __init__(self, title: str, right: str | None = None, right_label: str = "", right_log: bool = False,
                  left_also: str | None = None, left_also_label: str = "") -> None:
-        self.fig, self.ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
+        self.fig = plt.figure(figsize=(10 if right else 7, 3.6), layout="constrained")
         self.title, self.right, self.right_label, self.right_log = title, right, right_label, right_log
         self.left_also, self.left_also_label = left_also, left_also_label  # e.g. the validation loss
         self.handle = None
         plt.close(self.fig)  # shown through the display handle only, not again at the end of the cell
 
     def __call__(self, history: list[dict]) -> Figure:
-        """Redraw the training loss (left axis) and the `right` metric where it was measured."""
+        """Redraw the training loss (and `left_also`) on the left and the `right` metric beside it."""
         from IPython.display import display
 
-        fig, ax = self.fig, self.ax
+        fig = self.fig
         fig.clf()
-        ax = self.ax = fig.add_subplot()
+        axes = fig.subplots(1, 2 if self.right else 1, squeeze=False)[0]
+        ax = axes[0]
         ax.plot([h["step"] for h in history], [h["loss"] for h in history], marker=".", label="training loss")
         ax.set(title=self.title, xlabel="optimizer step", ylabel="training loss (cross-entropy, nats)")
         also = [h for h in history if self.left_also and self.left_also in h]
@@ -90,17 +93,15 @@ class LiveCurve:
             ax.plot([h["step"] for h in also], [h[self.left_also] for h in also], "s--", color="C2",
                     label=self.left_also_label or self.left_also)
             ax.set_ylabel("loss (cross-entropy, nats)")
-        measured = [h for h in history if self.right and self.right in h]
-        if measured:
-            twin = ax.twinx()
-            twin.plot([h["step"] for h in measured], [h[self.right] for h in measured], "o-", color="C1",
-                      label=self.right_label or self.right)
-            twin.set_ylabel(self.right_label or self.right)
+            ax.legend(loc="upper right")
+        if self.right:
+            measured = [h for h in history if self.right in h]
+            panel = axes[1]
+            panel.plot([h["step"] for h in measured], [h[self.right] for h in measured], "o-", color="C1")
+            panel.set(title=self.right_label or self.right, xlabel="optimizer step", ylabel=self.right,
+                      xlim=ax.get_xlim())
             if self.right_log:
-                twin.set_yscale("log")
-            twin.grid(False)
-        if measured or also:
-            fig.legend(loc="outside lower center", ncols=3)
+                panel.set_yscale("log")
         if self.handle is None:
             self.handle = display(fig, display_id=True)
         else:

@@ -88,3 +88,20 @@ def test_the_tradeoff_plot_has_a_point_per_model_sized_by_megabytes():
     plt.close(figure)
     with pytest.raises(ValueError, match="No models"):
         plot_tradeoff({}, "empty")
+
+
+def test_live_curves_put_the_metric_in_its_own_panel_not_on_a_twin_axis(monkeypatch):
+    import IPython.display
+
+    from helpers.plotting import LiveCurve
+
+    monkeypatch.setattr(IPython.display, "display", lambda *args, **kwargs: None)
+    history = [{"step": 10, "loss": 0.7}, {"step": 20, "loss": 0.5, "validation_loss": 0.45, "accuracy": 0.80},
+               {"step": 30, "loss": 0.4, "validation_loss": 0.40, "accuracy": 0.86}]
+    figure = LiveCurve("fine-tuning", right="accuracy", right_label="validation accuracy",
+                       left_also="validation_loss")(history)
+    losses, accuracy = figure.axes  # two panels side by side, no twin axes
+    assert losses.get_position().x1 <= accuracy.get_position().x0
+    assert [line.get_ydata().tolist() for line in accuracy.lines] == [[0.80, 0.86]]
+    assert accuracy.get_title() == "validation accuracy" and len(losses.lines) == 2
+    assert len(LiveCurve("plain")(history).axes) == 1

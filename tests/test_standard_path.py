@@ -8,9 +8,9 @@ from pathlib import Path
 import torch
 from transformers import BertForSequenceClassification
 
+from helpers import standard_path
 from helpers.classification import encode, predict_probabilities
 from helpers.profile import get_profile
-from helpers import standard_path
 from helpers.standard_path import train_the_standard_way
 
 ROOT = Path(__file__).resolve().parent.parent

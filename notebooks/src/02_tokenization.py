@@ -330,17 +330,23 @@ print(tokenizer.decode(tokenizer("Café NAÏVE")["input_ids"], skip_special_toke
 # The fast tokenizer also returns, for each token, the span of characters it came from
 # (`return_offsets_mapping=True`). That is how an explanation or a wrong prediction can be shown
 # on the original text rather than on word pieces. Here every token of a review sentence is a box
-# holding the characters it came from, shaded in turn, so that the pieces of a split word show as
-# neighbouring boxes. (A figure, not coloured HTML: GitHub strips the colours of HTML outputs.)
+# holding the characters it came from, one shade per word (`word_ids()` says which word a token
+# belongs to), so that the pieces of a split word show as neighbouring boxes of the same shade. The
+# sentence is the start of the first review that has such a word. (A figure, not coloured HTML:
+# GitHub strips the colours of HTML outputs.)
 
 # %%
-sentence = texts[0][:160]
+sentence = next(text[:160] for text in texts if any(len(tokenizer.tokenize(word)) > 1 for word in text[:160].split()))
 encoding = tokenizer(sentence, return_offsets_mapping=True, add_special_tokens=False)
 pieces = [sentence[start:end] for start, end in encoding["offset_mapping"]]
+words = encoding.word_ids()  # the index of the word each token came from
+split = sorted({word for word in words if words.count(word) > 1})
 print(list(zip(encoding.tokens()[:8], pieces[:8])))
-show_token_colours([("each box: the characters of one token", pieces, [1.0, 0.4] * (len(pieces) // 2 + 1), False)],
-                   colour_bar=False)
+print("split into pieces:", ", ".join(" + ".join(p for p, w in zip(pieces, words) if w == word) for word in split))
+show_token_colours([("each box: the characters of one token, one shade per word", pieces,
+                     [1.0 if word % 2 == 0 else 0.4 for word in words], False)], colour_bar=False)
 plt.show()
+assert split, "the sentence shows at least one word split into pieces"
 
 # %% [markdown]
 # ### Words the vocabulary has never seen

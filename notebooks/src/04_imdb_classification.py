@@ -407,13 +407,16 @@ quartile = np.clip(np.searchsorted(edges, test_lengths, side="right") - 1, 0, 3)
 predictions_by_model = {"transformer (base)": scores["base"]["predictions"], "TF-IDF baseline": baseline_predictions}
 figure, axis = plt.subplots(figsize=(7, 3.6), layout="constrained")
 quartile_accuracy = {}
-for offset, (name, predictions) in zip((-0.2, 0.2), predictions_by_model.items()):
+for offset, (name, predictions) in zip((-0.1, 0.1), predictions_by_model.items()):
     quartile_accuracy[name] = [np.mean(predictions[quartile == q] == test_labels[quartile == q]) for q in range(4)]
-    axis.bar(np.arange(4) + offset, quartile_accuracy[name], width=0.4, label=name)
+    half = [interval(a, int(np.sum(quartile == q))) for q, a in enumerate(quartile_accuracy[name])]  # 95 %
+    axis.errorbar(np.arange(4) + offset, quartile_accuracy[name], yerr=half, fmt="o", capsize=3, label=name)
     print(f"{name:<19}", "  ".join(f"{a:.1%}" for a in quartile_accuracy[name]))
 ranges = [f"{edges[q]:.0f}-{edges[q + 1]:.0f}" for q in range(4)]
-axis.set(title="test accuracy by review length", xlabel="review length (tokens, quartiles of the test reviews)",
-         ylabel="accuracy", xticks=range(4), xticklabels=ranges, ylim=(0.5, 1))
+axis.set(title="test accuracy by review length, with 95 % intervals",
+         xlabel="review length (tokens, quartiles of the test reviews)", ylabel="accuracy", xticks=range(4),
+         xticklabels=ranges)
+axis.yaxis.set_major_formatter(lambda y, _: f"{y:.0%}")
 axis.legend(loc="lower left")
 plt.show()
 cut = [np.mean(test_lengths[quartile == q] > max_length) for q in range(4)]
