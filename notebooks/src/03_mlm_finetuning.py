@@ -49,6 +49,7 @@ from transformers import (
 from helpers.batching import random_batches
 from helpers.checkpoints import data_fingerprint
 from helpers.data import balanced_sample, load_reviews
+from helpers.diagrams import draw_mlm_masking
 from helpers.measure import alternating_medians
 from helpers.mlm import (
     fill_mask,
@@ -117,6 +118,14 @@ table = pd.DataFrame({
 })
 print(table.to_string())
 assert {"[MASK]", "random token", "kept"} <= set(cases), "all three cases of the recipe appear"
+
+# %% [markdown]
+# The same sentence drawn: above, its tokens; below, what the model reads, coloured by what became
+# of each chosen token (a red arrow: the model must predict the token above it from the one below).
+
+# %%
+draw_mlm_masking(table["token"].tolist(), table["model sees"].tolist(), (labels >= 0).tolist())
+plt.show()
 
 # %% [markdown]
 # With the real rate of 15 % and many tokens, the shares must come out as the recipe says. We mask

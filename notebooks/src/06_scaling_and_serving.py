@@ -40,6 +40,7 @@ from torch import nn
 from helpers.batching import pad_batch
 from helpers.classification import MAX_CHARACTERS, encode, predict_probabilities, train_short_classifier
 from helpers.data import balanced_sample, load_reviews
+from helpers.diagrams import draw_data_parallel, plot_tradeoff
 from helpers.distributed import ReplicaRun, launch, launch_command, max_abs_difference, train_replica
 from helpers.measure import PEAK_TFLOPS, training_flops_per_token
 from helpers.models import classifier_dir, save_atomically
@@ -66,7 +67,14 @@ profile, device = session.profile, session.device
 #
 # Why is averaging right? The loss of a batch is the mean over its rows, and the gradient of a mean
 # is the mean of the gradients. If two processes each take half of the rows, the average of their
-# two gradients *is* the gradient of the whole batch. A small linear model shows it.
+# two gradients *is* the gradient of the whole batch. One step, drawn for two processes:
+
+# %%
+draw_data_parallel(processes=2, batch=32)
+plt.show()
+
+# %% [markdown]
+# A small linear model shows that the average is the whole batch's gradient.
 
 # %%
 torch.manual_seed(0)
@@ -362,6 +370,17 @@ for name in one_at_a_time:
     print(f"{name:<8} {np.median(one_at_a_time[name]):24.1f} {np.median(together[name]):25.1f}")
 print(f"int8 speed-up: {latency_ms_fp32 / latency_ms_int8:.2f}x at batch 1, "
       f"{np.median(together['float32']) / np.median(together['int8']):.2f}x at batch {timed}")
+
+# %% [markdown]
+# Size, speed and accuracy in one picture: each model's accuracy (with its 95 % interval on these
+# reviews) against its milliseconds per review one at a time, the disc's area its saved weights.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+plot_tradeoff({"float32": (latency_ms_fp32, accuracy_fp32, weights_megabytes(model)),
+               "int8": (latency_ms_int8, accuracy_int8, weights_megabytes(int8_model))},
+              "Dynamic int8 against float32 on the CPU", reviews=len(labels))
+plt.show()
 
 # %% [markdown]
 # Read the batch-32 column (batch 8 at the `gpu` profile) with the token counts in mind: the batch

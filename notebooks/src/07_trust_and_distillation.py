@@ -63,6 +63,7 @@ from helpers.classification import (
     train_short_classifier,
 )
 from helpers.data import balanced_sample, load_reviews, validation_split
+from helpers.diagrams import draw_teacher_student, plot_tradeoff
 from helpers.distillation import distillation_loss, student_from_teacher
 from helpers.explain import (
     attention_received,
@@ -210,6 +211,29 @@ print(f"largest difference, notebook vs helper: {np.abs(ig.cpu().numpy() - helpe
       f"Captum's own completeness gap: {abs(delta.item()):.1e}")
 assert np.allclose(ig.cpu().numpy(), helper_ig, atol=1e-3 * scale)
 assert torch.allclose(ig, captum_ig, atol=1e-3 * scale)
+
+# %% [markdown]
+# How many path points are enough? The completeness error of the same review for 2 to 128 points
+# (the helper's, the same computation): a midpoint sum's error shrinks like one over the square of
+# the points on a smooth path, a line of slope -2 on these log axes.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+point_counts = [2, 4, 8, 16, 32, 64, 128]
+errors = []
+for count in point_counts:
+    found, moved = integrated_gradients(model, ids, baseline_id=pad_id, steps=count)
+    errors.append(abs(found.sum() - moved) / abs(moved))
+figure, axis = plt.subplots(figsize=(6, 3.6), layout="constrained")
+axis.loglog(point_counts, errors, "o-", label="completeness error of this review")
+axis.loglog(point_counts, [errors[0] * (point_counts[0] / c) ** 2 for c in point_counts], "k:", lw=1,
+            label="one over the square of the points")
+axis.set(title="Integrated gradients: path points against completeness", xlabel="path points",
+         ylabel="|sum of attributions - change| / |change|")
+axis.legend()
+plt.show()
+print("  ".join(f"{count}: {error:.1e}" for count, error in zip(point_counts, errors)))
+session.expect(errors[-1] < errors[0], "more path points, a smaller completeness error")
 
 # %% [markdown]
 # ## 3. Attributions beside attention
@@ -689,7 +713,15 @@ for left, count, mean_confidence, accuracy_in_bin in zip(bins_after["edges"][:-1
 # layers, 88.06 % from one of every two, a difference of -0.18 points whose 95 % interval, -0.98
 # to +0.62, contains zero: neither is shown to be better here.) The student written out: the teacher's
 # configuration with fewer layers, filled with the teacher's weights wherever a name matches;
-# the upper layers' weights have no place in it. It must equal the helper's student.
+# the upper layers' weights have no place in it. It must equal the helper's student. First the
+# picture:
+
+# %%
+draw_teacher_student(model.config.num_hidden_layers, kept=range(model.config.num_hidden_layers // 2))
+plt.show()
+
+# %% [markdown]
+# And the student written out:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -821,6 +853,9 @@ print(f"student speed-up, one review at a time: {student_speedup:.2f}x (fp32), "
 embeddings = sum(p.numel() for p in student.bert.embeddings.parameters())
 print(f"the embeddings are {embeddings / 1e6:.1f} M of the student's {student.num_parameters() / 1e6:.1f} M "
       f"parameters ({embeddings / student.num_parameters():.0%})")
+plot_tradeoff({name: (single, right_share, megabytes) for name, (right_share, _, megabytes, single) in table.items()},
+              "Teacher and student, float32 and int8, on the CPU", reviews=len(table_labels))
+plt.show()
 
 # %% [markdown]
 # Time and size part ways here. A review's time goes into the transformer layers, so half the
