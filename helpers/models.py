@@ -96,7 +96,7 @@ def attention_kernel(model, kernel: str) -> Iterator[None]:
     """Within the block the model computes attention with `kernel` ("eager" or "sdpa"); after it, as before.
 
     Training and scoring favour different kernels: on a 2-core CPU under bf16 the written-out one
-    trains faster (notebook 05) while SDPA scores faster (notebook 04, section 8); only the written-out
+    trains faster while SDPA scores faster (notebook 05 times both); only the written-out
     one returns attention weights (notebook 07). A model without that choice is left as it is.
     """
     before = getattr(getattr(model, "config", None), "_attn_implementation", None)

@@ -3,37 +3,25 @@
 #
 # {{COLAB_BADGE}}
 #
-# **What you will learn.** How to turn a pretrained encoder into a sentiment classifier and judge
-# it honestly: a strong classical baseline first, a validation split for every choice, head+tail
-# truncation, length-grouped batches, mixed precision, checkpoints that survive a disconnect, an
-# out-of-memory back-off, and an evaluation that says how sure it is (confidence intervals, a
-# paired test against the baseline, results over several seeds, accuracy by review length, the
-# reviews the model gets most confidently wrong). Beside our classifier, the standard Hugging Face
-# path (`AutoModelForSequenceClassification` and `Trainer`) on the same reviews and time: the
-# lines you would write at work, and what our choices add. Why the recipe is fast is notebook 05's
-# subject.
+# **What you will learn.** How to turn a pretrained encoder into a sentiment classifier and judge it
+# honestly: a strong classical baseline first, a validation split for every choice, head+tail
+# truncation, a training loop written out and checked, and an evaluation that says how sure it is
+# (intervals, a paired test, seeds, accuracy by length, the most confident mistakes). Beside our
+# classifier, the standard Hugging Face path (`AutoModelForSequenceClassification` and `Trainer`):
+# the lines you would write at work, and what our choices add. Why our recipe is fast is notebook
+# 05's subject.
 #
-# **What you need.** Reading: about 50 minutes. Running at the `cpu` profile (3,600 training and
-# 400 validation reviews drawn from IMDB's official training split, 5,000 of its official test
-# reviews, 256 tokens per review): on the 2-core AMD EPYC with bf16 (AVX-512 BF16) that built the
-# committed run, about 12 minutes (its last line gives the exact time), most of it two trainings of
-# about 3.5 minutes (ours, then the standard path given the same time) and scoring 5,000 test
-# reviews with each. A 2-core CPU without bf16 trains in fp32, about twice as slowly (notebook 05
-# says why bf16 steps are faster). The kernel's
-# resident memory peaked at 5.3 GB (sampled every second, in an earlier build).
-# At the `gpu` profile (`bert-base-uncased`, 22,500 training and 2,500 validation reviews of IMDB's
-# 25,000, 512 tokens, 1 epoch), the targets are at least 93.5 % test accuracy in at most 20
-# minutes of training on a Colab T4 and 5 minutes on an A100. **These GPU figures are targets, not
-# measurements**: the arithmetic is in notebook 05 and in the README; the training cell prints the
-# real time on the card at hand. By the same count the whole notebook takes about 16-17 minutes on
-# a T4: two trainings of about 5 minutes, about 7 each with their validation and test passes
-# (`benchmarks/results/colab_t4.md`). One epoch, not two, is what lets both trainings fit the 20
-# minutes we budget for a notebook; it was chosen for that budget, not on validation reviews.
+# **What you need.** Reading: about 45 minutes. At the `cpu` profile (3,600 training, 400
+# validation and 5,000 test reviews of IMDB's official split, 256 tokens): about 12 minutes on 2
+# cores with bf16 (the last line gives the committed run's time), mostly two trainings of about 3.5
+# minutes and scoring 5,000 reviews after each; without bf16 the trainings take about twice as long.
+# At the `gpu` profile (`bert-base-uncased`, all 25,000 training reviews, 512 tokens, 1 epoch) the
+# *targets*, not measurements, are at least 93.5 % test accuracy after at most 20 minutes of
+# training on a Colab T4 (about 16-17 minutes for the whole notebook, `benchmarks/results/colab_t4.md`).
 
 # %% [markdown]
-# As in every notebook, the first cell picks the device and the profile, and prints the versions and
-# the profile settings this notebook uses. The stored outputs come from a `cpu` run; on a machine with a
-# GPU (Colab's T4, say) your run takes the `gpu` profile, and its numbers will differ.
+# The first cell picks the device and the profile and prints what this notebook uses of them; the
+# stored outputs come from a `cpu` run.
 
 # %%
 import dataclasses
@@ -58,14 +46,12 @@ from helpers.classification import (
     fine_tune,
     held_out_scores,
     new_classifier,
-    predict_logits,
     predict_probabilities,
     steps_per_epoch,
 )
 from helpers.data import LABEL_NAMES, load_reviews, validation_split
 from helpers.explain import integrated_gradients
 from helpers.measure import (
-    alternating_medians,
     peak_tflops,
     training_flops_per_token,
 )
@@ -84,18 +70,12 @@ profile, device = session.profile, session.device
 # %% [markdown]
 # ## 1. The task, three splits, and the yardstick
 #
-# Each review is labelled positive or negative. Both profiles read IMDB's official split (Maas et
-# al., 2011): the `gpu` profile all 25,000 training and 25,000 test reviews, the `cpu` profile
-# stratified subsets drawn with the profile's seed (4,000 training and 5,000 test reviews). Both
-# classes are equally frequent, so accuracy is a fair score and always guessing one class scores
-# 50 %. 5,000 test reviews pin an accuracy near 89 % to about +-0.9 points (95 %), enough to tell
-# most of the differences below apart; 1,000 would leave +-2 points.
-#
-# A third split matters as much as the other two. Every choice this notebook makes (the
-# baseline's regularisation, the number of tokens, the learning rate, the epochs) is made on
-# **validation reviews carved out of the training reviews**, never on the test reviews: a setting
-# picked because it scored well on the test reviews has been fitted to them, and its test score
-# overstates what a new review will see. The test reviews are scored once, at the end.
+# Each review is positive or negative, half of each, so accuracy is a fair score and guessing
+# scores 50 %. Both profiles read IMDB's official split (Maas et al., 2011), the `cpu` profile as
+# seeded, stratified subsets. 5,000 test reviews pin an accuracy near 89 % to about +-0.9 points
+# (95 %). Every choice (the baseline's regularisation, the length, the learning rate, the epochs)
+# is made on **validation reviews carved out of the training reviews**: a setting picked for its
+# test score has been fitted to the test reviews. These are scored once, at the end.
 
 # %%
 splits = load_reviews(profile)
@@ -122,12 +102,10 @@ def interval(accuracy, n):
 
 
 # %% [markdown]
-# Before any transformer, the baseline it must beat: TF-IDF features of words and word pairs
-# (1-2 grams) and a logistic regression (`helpers.baseline.tfidf_baseline`). It is fitted once per
-# regularisation strength C, from 0.3 to 3,000, and keeps the C that scores best **on the validation
-# reviews**. If the winner sits at an end of the grid, a better C may lie beyond it; look at the
-# scores by C before widening the grid, though: on 400 validation reviews an accuracy is uncertain
-# by about +-3 points, and scores that differ by less than that are a tie.
+# The baseline to beat: TF-IDF features of words and word pairs and a logistic regression
+# (`helpers.baseline.tfidf_baseline`), fitted once per regularisation strength C from 0.3 to 3,000,
+# keeping the C best **on the validation reviews** (whose accuracy is uncertain by +-3 points:
+# closer scores are a tie).
 
 # %%
 start = time.perf_counter()
@@ -144,12 +122,9 @@ session.expect(baseline_accuracy > 0.8,
                "TF-IDF + logistic regression scores above 80 % (it needs thousands of reviews)")
 
 # %% [markdown]
-# The same baseline trained on **all 25,000 official training reviews** (C chosen on the same
-# validation reviews, which it then does not train on, nor on their word-for-word duplicates)
-# and scored on the same test reviews: the
-# anchor that ties this notebook's numbers to the published ones on the official test split
-# (a bag of words with the word vectors Maas et al. learnt, 88.9 %, Maas et al. 2011; NBSVM with
-# bigrams 91.2 %, Wang & Manning 2012). At the `gpu` profile it is the baseline above.
+# The same baseline trained on **all 25,000 official training reviews** (less the validation
+# reviews and their duplicates), on the same test reviews: the anchor to published results (88.9 %,
+# Maas et al. 2011; NBSVM-bigram 91.2 %, Wang & Manning 2012).
 
 # %%
 if profile.train_reviews is None:  # the gpu profile already trained on every training review
@@ -194,14 +169,11 @@ print(f"padding efficiency of length-grouped batches of {profile.batch_size}: "
 # %% [markdown]
 # ## 3. The model
 #
-# `BertForSequenceClassification` puts a linear layer on top of the encoder. It reads the `[CLS]`
-# position through BERT's *pooler* (a dense layer with tanh). `helpers.classification.BertForReviewClassification`
-# is the same class with one change: it **averages the token vectors** (padding excluded) instead,
-# as Sentence-BERT does (the `cpu` profile's all-MiniLM-L6-v2 was trained to be read that way), and
-# it drops the unused pooler. The classifier layer starts new (random weights): only the encoder is
-# pretrained. `helpers.classification.new_classifier` builds it from the profile's pretrained model
-# or from a folder, with the profile's dropout, attention kernel and frozen parts (notebook 05
-# measures what each saves).
+# `BertForSequenceClassification` puts a linear layer on the `[CLS]` position, read through BERT's
+# *pooler* (a dense layer with tanh). Ours, `helpers.classification.BertForReviewClassification`,
+# **averages the token vectors** instead (padding excluded), as Sentence-BERT does: all-MiniLM-L6-v2
+# was trained to be read that way. The new layer starts random; `new_classifier` builds the model
+# with the profile's dropout, attention kernel and frozen parts (notebook 05 measures each).
 
 # %%
 model = session.place(new_classifier(profile))  # on the GPU, if there is one: the TrainingLoop will move it there
@@ -231,20 +203,13 @@ print(f"hidden states {tuple(hidden.shape)} -> mean over {pair['attention_mask']
 # %% [markdown]
 # ## 4. Training
 #
-# The loop is notebook 03's, from `helpers.training`, called through
-# `helpers.classification.fine_tune`: AdamW (fused into one kernel), a linear warm-up over 6 % of
-# the steps then linear decay, gradient clipping at norm 1, mixed precision (bf16 on A100/H100 and
-# on CPUs with native bf16, fp16 with loss scaling on a T4), checkpoints, and Hugging Face
-# Accelerate underneath, so that notebook 06 runs the same code on several processes. Each step
-# takes one length-grouped batch with dynamic padding. If a batch does not fit in GPU memory, the
-# step is retried as 2, then 4, ... micro-batches whose gradients are accumulated, so the
-# optimizer still sees the same batch (a unit test simulates it).
-#
-# Written out, one step of the classification loop is a handful of lines: a batch of reviews,
-# the cross-entropy of the logits against the labels, the backward pass, clipping, an AdamW step
-# and the schedule. Below it runs three steps on three small batches, beside the helper's
-# `TrainingLoop` on the same batches from the same weights, in float64 (notebook 03, section 6, says
-# why float64): the weights they end with must agree.
+# The loop is notebook 03's (`helpers.training`, through `helpers.classification.fine_tune`):
+# AdamW, warm-up over 6 % of the steps then linear decay, clipping at norm 1, mixed precision (bf16
+# on A100/H100 and CPUs that have it, fp16 with loss scaling on a T4), checkpoints, length-grouped
+# batches, and Accelerate underneath (notebook 06 runs it on several processes). A batch that does
+# not fit in memory is retried as 2, 4, ... accumulated micro-batches, the same optimizer step.
+# Written out, one step is a handful of lines; below, three steps beside the helper's on the same
+# batches and weights, in float64 (notebook 03, section 6, says why): the weights must agree.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -290,32 +255,14 @@ assert worst < 1e-9, "the written-out loop and helpers.training.TrainingLoop com
 del by_hand, with_helper
 
 # %% [markdown]
-# **How the `cpu` recipe was chosen.** On the validation reviews only, one training per setting
-# (`python -m benchmarks.run --only recipe`, table `benchmarks/results/recipe.md`):
+# **How the `cpu` recipe was chosen**: on the validation reviews only, the lowest validation loss
+# among settings that train in at most 300 s (`benchmarks/results/recipe.md`: 256 tokens, lr 1e-4,
+# 0.245, against 0.255 at 512 tokens, which took 322 s; one run each on 400 reviews, and on the
+# earlier sample's training reviews, so not a blind or final choice). Notebook 05 shows what makes
+# the 256-token step fast.
 #
-# | candidate (1 epoch, the levers of notebook 05) | validation loss | validation accuracy | training |
-# | --- | --- | --- | --- |
-# | **256 tokens, lr 1e-4, eager attention** | **0.245** | **91.2 %** | **142 s** |
-# | 256 tokens, lr 2e-4, eager attention | 0.261 | 90.8 % | 156 s |
-# | 384 tokens, lr 1e-4, SDPA | 0.261 | 89.8 % | 239 s |
-# | 512 tokens, lr 1e-4, SDPA | 0.255 | 90.5 % | 322 s |
-#
-# The rule: the lowest validation loss (the mean cross-entropy; the accuracy of 400 reviews is
-# uncertain by about +-3 points and cannot separate these candidates) among the settings that
-# train in at most 300 s, the target for this notebook. It was written down before the table's
-# runs, but after exploratory runs of ours on the same validation reviews, so it is not a blind
-# choice: the validation reviews have been looked at more than once. It picked 256
-# tokens, which was also the fastest. Two epochs at 256 tokens would have taken about 285 s on
-# the table's machine (2 x 142 s), at the very edge of the rule, and about 425 s on the one that
-# built the committed run (2 x 213 s, section 4), and were not among the candidates. What the
-# rule cannot tell is whether the differences are real: one run each, on 400 reviews. The earlier recipe (512 tokens, 2
-# epochs, only attention dropout off) took about 15 minutes to train on the table's machine. The table and its
-# 300 s were measured with bf16 on a 2-core CPU that has it, and on the earlier 5,000-review
-# sample's training reviews; a CPU without bf16 trains in fp32, slower (the committed run's time
-# is printed in section 4), and the choice has not been made again on the official split's.
-#
-# The curves show the training loss, and the loss and accuracy on the validation reviews, measured
-# four times per run. Re-running this cell after an interruption resumes from the last checkpoint.
+# The curves show the training loss, and the validation loss and accuracy four times per run.
+# Re-running the cell after an interruption resumes from the last checkpoint.
 
 # %%
 steps = profile.epochs * steps_per_epoch(len(encoded_train), profile.batch_size)
@@ -394,10 +341,8 @@ plt.show()
 # %% [markdown]
 # ### Where does the transformer win? Accuracy by review length
 #
-# The two models read reviews differently: TF-IDF counts every word of a review however long it
-# is; the transformer reads at most `max_length` tokens, but in context. We sort the test reviews
-# into four equal groups by their full length in tokens (quartiles, before truncation) and score
-# both models in each.
+# TF-IDF counts every word however long the review; the transformer reads at most `max_length`
+# tokens, but in context. Both, scored on the four quartiles of the test reviews' full length:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -430,27 +375,18 @@ print(f"transformer minus TF-IDF by quartile: {'  '.join(f'{m * 100:+.1f}' for m
       f"{margins.argmin() + 1} ({ranges[margins.argmin()]} tokens)")
 
 # %% [markdown]
-# The last line says where the transformer does best against the bag of words, and the one before
-# it how much of each quartile it read only in part. Read the margins against the noise: a quartile
-# holds about 1,250 reviews, so its accuracy is uncertain by about 2 points, and the difference of
-# two models on the same reviews by a little less. In the committed run the transformer is ahead
-# of TF-IDF by 1.8 to 3.5 points in the three quarters of shorter reviews, and behind by 1.6
-# points on the longest quarter, which it reads only in part (256 of up to 2,900 tokens) while
-# TF-IDF counts every word: truncation is the likely price of the short recipe. (On the earlier
-# 1,000-review sample, quartiles of 250 reviews, the transformer trailed in every quartile.)
+# Read the margins against their intervals (about +-2 points for a quartile of 1,250 reviews). In
+# the committed run the transformer led by 1.8 to 3.5 points on the three shorter quarters and
+# trailed by 1.6 on the longest, which it reads only in part (256 of up to 2,900 tokens):
+# truncation is the likely price of the short recipe.
 #
 # ### The reviews it gets most confidently wrong
 #
-# Below, the three wrong predictions with the highest confidence. Each token is coloured by how
-# much it pushed the model towards "positive" (red) or "negative" (blue): its **integrated
-# gradient** on the positive-minus-negative logit: the gradient averaged at 32 points of a
-# straight path from the same review with [PAD] in place of every token but [CLS] and [SEP] to the
-# real one, times the difference between the token's vector and [PAD]'s. The attributions add up,
-# up to the error of that 32-point average, to how far the logit margin moved along the path;
-# notebook 07 writes the method out, checks that sum, and tests it against five other rankings of
-# tokens. (The quicker *gradient x input*, one gradient times the embedding, tests no better than
-# random on BERT there.) The colours are drawn as a figure (`helpers.plotting.show_token_colours`),
-# so that they show on GitHub too.
+# The three wrong predictions made with the most confidence, each token coloured by its
+# **integrated gradient**: how much it pushed the positive-minus-negative logit up (red) or down
+# (blue), measured along a path from the review with every token turned into [PAD] to the review
+# itself (32 points). Notebook 07 writes the method out, checks it, and shows why the quicker
+# gradient x input fails on BERT. (A figure, so that GitHub shows the colours.)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -466,19 +402,15 @@ show_token_colours(coloured_reviews, width=110)
 plt.show()
 
 # %% [markdown]
-# Before blaming the model, read the label's origin. IMDB's labels are not judgements of the text:
-# they come from the star rating each reviewer gave, 4 stars or fewer negative, 7 or more
-# positive, and reviews of 5 or 6 stars were left out (Maas et al., 2011). A review that reads
-# warmly but gave 4 stars is negative, and a grumbling one that gave 7 is positive: some of the
-# most confident "errors" above may be the label's, not the model's. The Hub copy keeps
-# only the label; aclImdb's files keep the stars in their names (`<id>_<stars>.txt`), where they
-# can be looked up.
+# Before blaming the model, read the label's origin: IMDB's labels come from the reviewer's stars
+# (4 or fewer negative, 7 or more positive; Maas et al., 2011). A warm review that gave 4 stars is
+# negative: some confident "errors" are the label's. aclImdb's file names keep the stars
+# (`<id>_<stars>.txt`); the Hub copy keeps only the label.
 #
 # ### Attention of the trained model on one review
 #
-# The fused attention kernel returns no attention weights; we switch this model to the eager
-# implementation for one short review (if it is not already using it) and draw the last layer's
-# attention, averaged over heads.
+# The last layer's attention on one short review, averaged over heads (the written-out kernel:
+# only it returns the weights). Each row is a token attending; its colours, to which tokens.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -498,13 +430,11 @@ print("P(positive) =", f"{predict_probabilities(model, [ids], tokenizer.pad_toke
 # %% [markdown]
 # ## 6. The standard path: `AutoModelForSequenceClassification` and `Trainer`
 #
-# What you would write at work, as the Hugging Face course teaches it: the model with BERT's own
-# classification head (the `[CLS]` position through the pooler), the tokenizer's truncation to the
-# first tokens, and `transformers.Trainer` with its defaults (dropout 0.1, every weight trained,
-# padding per batch, `DataCollatorWithPadding` chosen for you). These are the lines of
-# `helpers.standard_path.train_the_standard_way`, written out (a test checks that they are the
-# same): the profile's learning rate, batch, precision and epochs, and the libraries' choices for
-# the rest.
+# What you would write at work, as the Hugging Face course teaches it: BERT's own classification
+# head (the `[CLS]` position through the pooler), truncation to the first tokens, and `Trainer`
+# with its defaults (dropout 0.1, every weight trained, padding per batch). The profile's learning
+# rate, batch, precision and epochs; the libraries' choices for the rest. (These are the lines of
+# `helpers.standard_path.train_the_standard_way`; a test checks they are the same.)
 
 # %%
 from datasets import Dataset  # noqa: E402
@@ -538,12 +468,10 @@ def train_the_standard_way(profile, texts, labels, seed=0, steps=None):
 
 
 # %% [markdown]
-# The same reviews, and the same *time*. On a GPU the defaults cost little and the standard path
-# trains its whole epoch in about the time ours takes. On a 2-core CPU they make a step about three
-# times slower (attention dropout alone takes a quarter of a step: notebook 05 times each lever),
-# so a whole epoch would take over ten minutes. Here it gets the time our training took: its first
-# 10 steps are timed, and the run is given as many steps as fit (at most one epoch).
-# `benchmarks/results/standard_path.md` trains both over 3 seeds, each for a whole epoch.
+# The same reviews, and the same *time*: on a 2-core CPU the defaults make a step about three times
+# slower (notebook 05 times each lever), so the standard path gets as many steps as fit in our
+# training time (timed on its first 10; at most one epoch, which a GPU reaches).
+# `benchmarks/results/standard_path.md` trains both for a whole epoch over 3 seeds.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -562,12 +490,10 @@ print(f"standard path: {standard_steps} of {epoch_steps} steps in {standard_seco
 # %% [markdown]
 # ## 7. Does it beat the baseline? One run, then several seeds
 #
-# The models and the baseline were scored on the same reviews, so we can compare them review by
-# review: McNemar's test counts the reviews one gets right and the other wrong, and asks how likely
-# so lopsided a split would be if both were equally good. *The* classifier of this notebook, the one
-# saved for notebook 06, is ours, fixed before looking at any score: picking whichever of the two
-# scored higher on these reviews would tune on the test set. The last line compares the two paths
-# with each other in the same way.
+# All models were scored on the same reviews, so McNemar's test compares them review by review:
+# how likely is so lopsided a split of the reviews only one gets right, if both were equally good?
+# *The* classifier of this notebook (the one saved for notebook 06) is ours, fixed before any
+# score was seen. The last line compares the two paths.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -586,12 +512,9 @@ print(f"ours {scores['base']['accuracy'] - scores['standard']['accuracy']:+.1%} 
       f"{mcnemar_p(only_ours, only_standard):.3f}")
 
 # %% [markdown]
-# One run is one draw. Its seed fixes the classifier's initial weights and the order of the
-# batches, and a different seed moves the test accuracy by a few tenths of a point: as much as
-# some of the margins above. So the same recipe was trained over three seeds, from both encoders,
-# beside the same baseline on the same 3,600 training and 5,000 test reviews (`make bench`, table
-# `benchmarks/results/seeds.md`, measured on a 2-core AMD EPYC with bf16; seed 0 is this
-# notebook's run, and reproduced its accuracy to the printed digit):
+# One run is one draw: a seed fixes the head's initial weights and the batch order, and moves the
+# accuracy by a few tenths of a point. Over three seeds on the same reviews (`make bench`,
+# `benchmarks/results/seeds.md`, 2-core AMD EPYC with bf16; seed 0 is this notebook's run):
 #
 # | test accuracy, 5,000 official test reviews | mean of 3 seeds | spread (std) | seeds 0, 1, 2 |
 # | --- | --- | --- | --- |
@@ -599,35 +522,16 @@ print(f"ours {scores['base']['accuracy'] - scores['standard']['accuracy']:+.1%} 
 # | from notebook 03's adapted encoder | 89.31 % | 0.39 points | 89.6, 88.9, 89.5 % |
 # | TF-IDF + logistic regression (C = 100, chosen on the validation reviews) | 88.44 % | none (deterministic) | |
 #
-# What the table supports, and what it does not. **The classifier beats the baseline trained on
-# the same reviews**: ahead in every seed, by 1.11 points on average (95 % interval over the seeds
-# +0.51 to +1.70). Within one seed the evidence is thinner: the paired interval over the 5,000
-# test reviews clears zero in seeds 0 and 2 and starts at -0.04 points in seed 1 (McNemar p =
-# 0.067). Starting from notebook 03's adapted encoder does not show an effect: 0.24 points below
-# the base encoder on average, behind in two seeds of three, a paired t-test over the seeds
-# p = 0.28 (95 % interval of base minus adapted -0.46 to +0.94 points). Notebook 03's 100 steps
-# of the whole model are a light adaptation; three seeds cannot tell a few tenths of a point.
-#
-# Two more benchmarks put these numbers in context. Scored on **all 25,000 official test
-# reviews** (`benchmarks/results/full_test.md`), this notebook's classifier reaches 89.30 % +-
-# 0.38: the 5,000 above were a slightly easy draw (89.8 % on them, 89.17 % on the other 20,000),
-# and its lead over the same-reviews TF-IDF holds (+1.8 points, paired interval +1.4 to +2.3).
-# The TF-IDF that read all the training reviews stays ahead of it (90.66 %). A **learning curve**
-# (`benchmarks/results/learning_curve.md`, one seed per size, the same 5,000 test reviews) trains
-# the recipe and TF-IDF on 900 to 7,200 reviews: the transformer leads from 1,800 reviews on by
-# about 1.4 points, and at 7,200 reviews (451 s of training, over this notebook's 300 s budget)
-# it reaches 90.5 %, level with the TF-IDF that read 22,500 (90.4 %). Closing the gap to the
-# full-data baseline costs reviews and time, not a new idea.
+# **The classifier beats the same-reviews baseline** in every seed, by 1.11 points on average (95 %
+# interval over the seeds +0.51 to +1.70). **Notebook 03's adaptation shows no effect** (paired
+# t-test over the seeds p = 0.28; three seeds cannot tell a few tenths of a point). On **all 25,000
+# test reviews** (`full_test.md`) the classifier scores 89.30 % +- 0.38, 1.8 points ahead of the
+# same-reviews TF-IDF and behind the one that read every training review (90.66 %). The **learning
+# curve** (`learning_curve.md`) says what closes that gap: 7,200 training reviews (451 s of
+# training) take the transformer to 90.5 %. The published 93.5-94.6 % is BERT-base at 512 tokens:
+# the `gpu` profile.
 #
 # ![Learning curve: accuracy and training time]({{RAW_FILES}}/benchmarks/results/learning_curve.png)
-#
-# (The figure is `benchmarks/results/learning_curve.png` in the repository, drawn by
-# `python -m benchmarks.run --only learning_curve`; linked from GitHub, so that Colab shows it too.)
-#
-# Where the published margin lives is the `gpu` profile's recipe: BERT-base at 512 tokens scores
-# 93.5-94.6 % on the full IMDB test set against 89-90 % for TF-IDF. A 22.6 M-parameter sentence
-# encoder reading 256 tokens of 3,600 reviews for one short epoch (3.5 minutes in the committed run
-# with bf16, about 8 in fp32) is not that.
 
 # %% [markdown]
 # The learning curves of our run: training loss, validation loss and validation accuracy, with a
@@ -671,20 +575,6 @@ for review, (label, probability) in zip(new_reviews, classify_reviews(classifier
     print(f"{label:<8} {probability:.3f}  {review}")
 
 # %% [markdown]
-# Scoring has no backward pass, and there the two attention kernels trade places: the written-out
-# one, which trains faster under bf16 on a small CPU (notebook 05), scores more slowly than the fused
-# SDPA. So `predict_logits` scores with SDPA whatever kernel the model trains with. Both, timed in
-# turns on 64 test reviews:
-
-# %%
-# NBVAL_IGNORE_OUTPUT
-kernel_seconds = alternating_medians({kernel: lambda kernel=kernel: predict_logits(
-    classifier, encoded_test[:64], tokenizer.pad_token_id, precision=profile.precision, attention=kernel)
-    for kernel in ("eager", "sdpa")}, repeats=2)
-print(", ".join(f"{kernel}: {64 / seconds:.0f} reviews/s" for kernel, seconds in kernel_seconds.items())
-      + f"; SDPA scores {kernel_seconds['eager'] / kernel_seconds['sdpa']:.2f}x as fast")
-
-# %% [markdown]
 # The classifier is saved (safetensors, atomically) for notebook 06, and reloaded, to check that
 # the saved files give exactly the same predictions: `predict_probabilities` scores both with the
 # same (fused) kernel, so the same weights must give the same numbers, bit for bit.
@@ -716,9 +606,8 @@ assert weights[vectorizer.vocabulary_["great"]] > 0 > weights[vectorizer.vocabul
 
 # %% [markdown]
 # **Exercise 2.** The interval printed beside each accuracy is about +-0.9 points at 5,000 reviews.
-# Estimate the 95 % interval of the *difference* between the classifier and the baseline by
-# bootstrap: resample the test reviews with replacement 2,000 times and recompute the difference.
-# Why is it narrower than the two intervals added together?
+# Estimate the 95 % interval of the *difference* between classifier and baseline by bootstrap
+# (2,000 resamples of the test reviews). Why is it narrower than the two intervals added?
 
 # %% tags=["solution"]
 # NBVAL_IGNORE_OUTPUT
@@ -755,31 +644,18 @@ for review, p_baseline, (label, probability) in zip(tricky, baseline_says, model
     print(f"baseline P(positive) {p_baseline:.2f} | classifier {label} {probability:.2f} | {review}")
 
 # %% [markdown]
-# Read the answers above with the words each model sees, and those of section 8: there the
-# classifier calls "I want those two hours of my life back." positive (about 0.7). The idiom's
-# words are harmless one by one ("want", "hours", "life"), and no review of the few thousand it
-# learned from needs to have taught it the phrase; a bag of words sees the same harmless words.
-# For the bag of words the first review
-# holds "hate" and "bad", the second "great" three times, the third "not" and "watch": it can only
-# add up word weights, so negation and sarcasm are out of its reach by construction. The
-# transformer *can* read "not bad at all" as one phrase, but only if its training reviews taught
-# it to: a few thousand reviews hold few negated phrases, and "bad" weighs heavily in all the
-# others, so a confident wrong answer on the first review is what one should expect of a model
-# this size trained this briefly. (In the committed run the baseline even gets the third sentence
-# right where the classifier does not: three sentences cannot rank the two models.) A fair test
-# of negation needs many such sentences written from templates, scored for both models (the
-# CheckList method of Ribeiro et al., 2020), not three; three examples show the failure, they do
-# not measure it.
+# A bag of words only adds up word weights ("hate" and "bad", "great" three times, "not" and
+# "watch"), so negation and sarcasm are out of its reach by construction. The transformer *can*
+# read "not bad at all" as a phrase, but only if a few thousand reviews taught it to; section 8's
+# "I want those two hours of my life back." (called positive) is the same lesson. Three sentences
+# show a failure, they do not measure it: notebook 07 tests negation on many template sentences.
 
 # %% [markdown]
 # ## Summary
 #
-# A small encoder trained for one short epoch on 2 cores, scored beside a TF-IDF baseline trained on
-# exactly the same reviews and beside one trained on all 25,000 official training reviews, on the
-# same official test reviews. The cell below states this run's result from its own numbers; over
-# three seeds the classifier led the same-reviews baseline in every one, by 1.11 points on average,
-# and on all 25,000 test reviews by 1.8 (section 7). The classifier waits
-# in the models folder for notebook 06. The last line is what CI records for this notebook.
+# The cell below states this run's result from its own numbers; over three seeds the classifier
+# led the same-reviews baseline in every one (section 7). The classifier waits in the models
+# folder for notebook 06.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -26,7 +26,13 @@ import torch
 from transformers import AutoTokenizer
 
 from helpers.batching import pad_batch
-from helpers.classification import BertForReviewClassification, classification_loss, encode, new_classifier
+from helpers.classification import (
+    BertForReviewClassification,
+    classification_loss,
+    encode,
+    new_classifier,
+    predict_logits,
+)
 from helpers.data import load_reviews, validation_split
 from helpers.device import autocast
 from helpers.measure import (
@@ -130,7 +136,7 @@ else:
 # profile's recipe was chosen, and in the committed run) the written-out attention was faster at
 # 256 tokens; in fp32, on a CPU without bf16, it was slower than SDPA (0.73x of its speed in an
 # earlier build). So the profile takes the kernel by precision (`helpers.profile.fastest_attention`):
-# eager with bf16, SDPA in fp32, for training (scoring always runs SDPA: notebook 04, section 8), and the last line
+# eager with bf16, SDPA in fp32, for training (scoring always runs SDPA: see below), and the last line
 # measures the recipe it chose. Levers 3 and 4
 # are small on this model (a few per cent either way in our runs: 1.04x and 1.02x in an earlier
 # fp32 run, 0.95x for the frozen embeddings in another, which three timings cannot tell from
@@ -175,6 +181,21 @@ if cpu_levers:
 else:
     lever_speedup = None
     print("gpu profile: skipped")
+
+# %% [markdown]
+# Scoring has no backward pass, and there the two attention kernels trade places: the written-out
+# one, which trains faster under bf16 on a small CPU (the last lever above), scores more slowly
+# than the fused SDPA. So `predict_logits` scores with SDPA whatever kernel the model trains with.
+# Both, timed in turns on 64 training reviews:
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+scorer = session.place(new_classifier(profile))  # untrained: the time does not depend on the weights
+kernel_seconds = alternating_medians({kernel: lambda kernel=kernel: predict_logits(
+    scorer, encoded_train[:64], tokenizer.pad_token_id, precision=profile.precision, attention=kernel)
+    for kernel in ("eager", "sdpa")}, repeats=2)
+print(", ".join(f"{kernel}: {64 / seconds:.0f} reviews/s" for kernel, seconds in kernel_seconds.items())
+      + f"; SDPA scores {kernel_seconds['eager'] / kernel_seconds['sdpa']:.2f}x as fast")
 
 # %% [markdown]
 # ## 3. FLOPs, and the share of the peak
