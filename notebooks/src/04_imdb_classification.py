@@ -426,6 +426,9 @@ show_heatmaps([last_layer], ["last layer, mean of heads"], row_labels=tokens, co
               vmax=None, suptitle="trained classifier: who attends to whom")
 plt.show()
 print("P(positive) =", f"{predict_probabilities(model, [ids], tokenizer.pad_token_id)[0]:.3f}")
+received = last_layer.float().mean(dim=0)  # the attention each token receives, averaged over the rows
+top = received.argsort(descending=True)[:5]
+print("receive the most attention:", ", ".join(f"{tokens[i]} {received[i]:.2f}" for i in top))
 
 # %% [markdown]
 # ## 6. The standard path: `AutoModelForSequenceClassification` and `Trainer`

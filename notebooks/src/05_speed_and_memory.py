@@ -318,7 +318,7 @@ del probe_model
 # after each: a leak grows, a sound loop stays flat. Three loops on a batch of 8 reviews of 64
 # tokens, each first run once so that AdamW's state and the caches exist before counting:
 #
-# - **training, the loss summed as a tensor** (`total += loss` instead of `loss.item()`);
+# - **training, the loss kept as a tensor** (as `total += loss` keeps it, instead of `loss.item()`);
 # - **evaluation with gradients on, the loss kept as a tensor** (no `torch.no_grad()`);
 # - **evaluation under `torch.no_grad()`, the loss kept as a number** (`.item()`): the fix.
 
