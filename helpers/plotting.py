@@ -100,7 +100,7 @@ class LiveCurve:
             panel.plot([h["step"] for h in measured], [h[self.right] for h in measured], "o-", color="C1")
             panel.set(title=self.right_label or self.right, xlabel="optimizer step", ylabel=self.right,
                       xlim=ax.get_xlim())
-            if self.right_log:
+            if self.right_log and measured:  # a log axis with nothing on it cannot be drawn
                 panel.set_yscale("log")
         if self.handle is None:
             self.handle = display(fig, display_id=True)

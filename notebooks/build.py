@@ -146,6 +146,9 @@ def execute(notebook: nbformat.NotebookNode, name: str) -> float:
         resources={"metadata": {"path": str(NOTEBOOKS)}}, on_cell_executed=progress,
     )
     client.execute()
+    shown = [o for c in code_cells for o in c.get("outputs", []) if o.output_type == "error"]
+    if shown:  # an exception a display hook caught and showed (a figure that cannot be drawn): nbclient lets it pass
+        raise CellExecutionError("\n".join(shown[0].get("traceback", [])), shown[0].ename, shown[0].evalue)
     return time.perf_counter() - start
 
 

@@ -105,3 +105,19 @@ def test_live_curves_put_the_metric_in_its_own_panel_not_on_a_twin_axis(monkeypa
     assert [line.get_ydata().tolist() for line in accuracy.lines] == [[0.80, 0.86]]
     assert accuracy.get_title() == "validation accuracy" and len(losses.lines) == 2
     assert len(LiveCurve("plain")(history).axes) == 1
+
+
+def test_a_live_curve_on_a_log_scale_draws_before_its_first_measurement(monkeypatch):
+    """Notebook 03's perplexity panel is logarithmic; the first calls come before any perplexity exists."""
+    import io
+
+    import IPython.display
+
+    from helpers.plotting import LiveCurve
+
+    monkeypatch.setattr(IPython.display, "display", lambda *args, **kwargs: None)
+    curve = LiveCurve("MLM", right="perplexity", right_log=True)
+    curve([{"step": 1, "loss": 7.0}]).savefig(io.BytesIO(), format="png")  # drawing is where it used to fail
+    figure = curve([{"step": 1, "loss": 7.0}, {"step": 2, "loss": 6.0, "perplexity": 800.0}])
+    figure.savefig(io.BytesIO(), format="png")
+    assert figure.axes[1].get_yscale() == "log"

@@ -87,6 +87,33 @@ def test_a_failing_source_leaves_the_committed_notebook_unchanged(tmp_path, monk
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_an_error_a_display_hook_shows_fails_the_build_too(tmp_path, monkeypatch):
+    """A figure that cannot be drawn shows a traceback while the cell 'succeeds' (notebook 03's log axis did)."""
+    cell = "\n".join([
+        "import matplotlib",
+        "matplotlib.use('module://matplotlib_inline.backend_inline')  # as in Jupyter",
+        "import matplotlib.pyplot as plt",
+        "from IPython.display import display",
+        "figure, axis = plt.subplots()",
+        "axis.plot([], [])",
+        "axis.set(xlim=(0, 1))",
+        "axis.set_yscale('log')  # nothing on it: cannot be drawn",
+        "display(figure, display_id=True)",
+        "plt.close(figure)",
+    ])
+    source = f"# %% [markdown]\n# Title\n\n# %%\n{cell}\n"
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "09_shown.py").write_text(source)
+    (tmp_path / "09_shown.ipynb").write_text("committed")
+    monkeypatch.setattr(builder, "SOURCES", tmp_path / "src")
+    monkeypatch.setattr(builder, "NOTEBOOKS", tmp_path)
+    monkeypatch.setattr(builder, "ROOT", tmp_path)
+    monkeypatch.setattr(builder, "repository_url", lambda: "https://github.com/example/example")
+    with pytest.raises(SystemExit, match="(?s)09_shown.py failed.*log-scaled"):
+        builder.build(["09"])
+    assert (tmp_path / "09_shown.ipynb").read_text() == "committed"
+
+
 def test_a_build_leaves_the_work_folder_setting_as_it_found_it(tmp_path, monkeypatch):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "09_fine.py").write_text("# %% [markdown]\n# Title\n\n# %%\nx = 1\n")

@@ -10,7 +10,7 @@
 # in tokens, what truncation throws away, and how the way we batch reviews decides how much compute
 # is wasted on padding. We end by training a tokenizer of our own on the reviews.
 #
-# **What you need.** Reading: about 30 minutes. Running: a CPU; the README's table gives the
+# **What you need.** Reading: about 40 minutes. Running: a CPU; the README's table gives the
 # measured time and memory on 2 cores at the `cpu` profile (11,000 reviews of IMDB's official
 # splits). At the `gpu` profile the statistics cover all 100,000 IMDB texts, and the from-scratch
 # tokenizer's proof a seeded 12,000 of them: all 100,000 in pure Python would keep Colab's CPU busy
@@ -484,7 +484,8 @@ plt.show()
 # %% [markdown]
 # Dynamic padding barely helps at 512 tokens: most random batches of 16 hold a review that fills
 # the limit (the share is printed above). Grouping by length nearly halves the computed tokens, so an epoch costs
-# about half as much. Notebooks 03 and 04 batch this way.
+# about half as much. Notebook 04 batches this way (03 cuts its text into equal blocks, which
+# need no grouping).
 #
 # ## 6. Tokenizing a whole data set with `datasets.map`
 #

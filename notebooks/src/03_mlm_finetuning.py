@@ -13,9 +13,9 @@
 # trains notebook 04's classifier from it over three seeds). Training writes checkpoints: if Colab disconnects,
 # re-run the training cell and it resumes where it stopped.
 #
-# **What you need.** Reading: about 45 minutes. Running: a CPU is enough at the `cpu` profile:
-# 5 minutes on the 2-core AMD EPYC with bf16 (AVX-512 BF16) that built the committed run, 4.1 of
-# them training, and 9.3 minutes on a 2-core CPU without bf16 (fp32, 8 of training; the head-only
+# **What you need.** Reading: about 50 minutes. Running: a CPU is enough at the `cpu` profile:
+# 5 minutes on the 2-core AMD EPYC with bf16 (AVX-512 BF16) that built the committed run, about 4
+# of them training, and 9.3 minutes on a 2-core CPU without bf16 (fp32, 8 of training; the head-only
 # phase of section 7 is the cheaper one: no gradient flows back through the encoder); the kernel's
 # resident memory peaked at 3.7 GB (sampled every second, in an earlier build).
 # The `gpu` profile trains `bert-base-uncased` for 1,000 steps of 64 blocks of 256 tokens
@@ -120,8 +120,9 @@ print(table.to_string())
 assert {"[MASK]", "random token", "kept"} <= set(cases), "all three cases of the recipe appear"
 
 # %% [markdown]
-# The same sentence drawn: above, its tokens; below, what the model reads, coloured by what became
-# of each chosen token (a red arrow: the model must predict the token above it from the one below).
+# The same sentence drawn (at the same high rate, half the tokens chosen): above, its tokens;
+# below, what the model reads, coloured by what became of each chosen token (a red arrow: the
+# model must predict the token above it from the one below).
 
 # %%
 draw_mlm_masking(table["token"].tolist(), table["model sees"].tolist(), (labels >= 0).tolist())
@@ -366,7 +367,7 @@ session.expect(masked_only_step_speedup > 1.0, "projecting only the masked posit
 #   range and needs no scaling. On a CPU with native bf16 (AMX or AVX-512 BF16) the profile uses
 #   bf16 too; elsewhere both are off (`enabled=False`);
 # - a seed per step, so that the masks and dropout of step *n* are the same whether or not the run
-#   was interrupted and resumed (section 8).
+#   was interrupted and resumed (section 7).
 
 # %%
 def train_by_hand(model, batches, steps, learning_rate, precision="fp32", warmup_fraction=0.06,
@@ -719,7 +720,7 @@ assert word_level == 0 and token_level > 0.5
 #
 # The objective, the blocks, the fixed mask and the loop are all a few lines each; what this
 # notebook measured to make the run faster is projecting only masked positions (section 5;
-# notebook 04 measures attention dropout's cost on a CPU). A new head is trained alone first, the
+# notebook 05 measures attention dropout's cost on a CPU). A new head is trained alone first, the
 # usual precaution so that its first, arbitrary gradients do not shake the encoder (we ran no
 # control that trains both from the start, so this notebook does not show that it helps), and that
 # phase shows how much of the perplexity's fall a probe on the frozen encoder gets. The adapted

@@ -10,8 +10,8 @@
 # not fit, and how a training loop leaks memory step after step (and the one-line fixes).
 #
 # **What you need.** Reading: about 30 minutes. Nothing from the earlier notebooks: every step
-# here trains a fresh classifier on a handful of reviews. Running at the `cpu` profile: a few
-# minutes on 2 cores (the committed run's time is in its last line). At the `gpu` profile the
+# here trains a fresh classifier on a handful of reviews. Running at the `cpu` profile: about
+# 1.5 minutes on 2 cores with bf16 (the committed run's time is in its last line). At the `gpu` profile the
 # profiler and the levers are skipped (they are CPU levers; on a GPU the step is matrix products in
 # fused kernels), and the FLOP arithmetic and the memory measurements run on the card.
 
@@ -104,7 +104,7 @@ else:
 
 # %% [markdown]
 # Read the table from the top. In the committed run (a 2-core CPU with bf16) the stock step spent
-# 29 % of its time in `bernoulli_` (drawing dropout masks, the largest over the whole T x T score
+# 27 % of its time in `bernoulli_` (drawing dropout masks, the largest over the whole T x T score
 # matrix of every head; a fifth to 30 % on the 2-core CPUs we ran it on), about a quarter in
 # `bmm`, `mul` and `_softmax` (30 % with softmax's backward: attention computed the slow way,
 # because attention dropout keeps SDPA off its fused path), and much of the rest (22 %) in
@@ -137,18 +137,17 @@ else:
 # 256 tokens; in fp32, on a CPU without bf16, it was slower than SDPA (0.73x of its speed in an
 # earlier build). So the profile takes the kernel by precision (`helpers.profile.fastest_attention`):
 # eager with bf16, SDPA in fp32, for training (scoring always runs SDPA: see below), and the last line
-# measures the recipe it chose. Levers 3 and 4
-# are small on this model (a few per cent either way in our runs: 1.04x and 1.02x in an earlier
-# fp32 run, 0.95x for the frozen embeddings in another, which three timings cannot tell from
-# noise). We keep the fused
+# measures the recipe it chose. Levers 3 and 4 are small on this model (a few per cent either way in
+# our runs: 1.06x and 1.00x in the committed run, 1.04x and 1.02x in an earlier fp32 run, 0.95x for
+# the frozen embeddings in another, which three timings cannot tell from noise). We keep the fused
 # AdamW because it is the same update, and the frozen embeddings because they spare AdamW's two
-# moments for 11.7 M weights; whether freezing them costs accuracy was not measured on its own.
-# All steps train on the same 16 reviews, taken at the 70th percentile of length, long enough
-# that cutting them to fewer tokens matters (for the shorter half of the reviews, lever 5 changes
-# nothing). The whole effect on a real run is the training time of notebook 04, section 4: about 140 s on an
-# earlier 2-core Intel CPU with bf16, against 906 s there for the earlier recipe (512 tokens, 2
-# epochs, SDPA; its attention dropout was already off, none of the other levers was pulled); the
-# committed run prints its own.
+# moments for 11.7 M weights; whether freezing them costs accuracy was not measured on its own. All
+# steps train on the same 16 reviews, taken at the 70th percentile of length, long enough that
+# cutting them to fewer tokens matters (for the shorter half of the reviews, lever 5 changes
+# nothing). The whole effect on a real run is the training time of notebook 04, section 4: 206 s in
+# its committed run on this AMD EPYC, about 140 s on an earlier 2-core Intel CPU with bf16, against
+# 906 s there for the earlier recipe (512 tokens, 2 epochs, SDPA; its attention dropout was already
+# off, none of the other levers was pulled); the committed run prints its own.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

@@ -11,7 +11,7 @@
 # work: reloaded from safetensors, run in batches, quantized to int8 for CPUs, and called from the
 # command line.
 #
-# **What you need.** Reading: about 25 minutes. Notebook 04's classifier in the models folder (on
+# **What you need.** Reading: about 35 minutes. Notebook 04's classifier in the models folder (on
 # Colab: on Google Drive, see the optional cell below); without it this notebook first trains a
 # short one and says so. At the `cpu` profile: measured on 2 cores, about 2 minutes. Section 2
 # launches two CPU processes on every machine, standing in for two GPUs (it says why); the shell
