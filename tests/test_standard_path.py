@@ -44,3 +44,14 @@ def test_notebook_04_writes_out_the_helpers_lines():
     notebook = ast.parse((ROOT / "notebooks" / "src" / "04_imdb_classification.py").read_text())
     helper = ast.parse(inspect.getsource(standard_path))
     assert body(notebook) == body(helper)
+
+
+def test_the_standard_way_leaves_no_mixed_precision_behind(clean_env, classifier_folder):
+    """Trainer writes its bf16 into Accelerate's process-wide state; our loop's later Accelerator() must not
+    inherit it (in the suite it turned an fp32 replica run into bf16 autocast, 1.1e-4 off its launched twin)."""
+    from accelerate import Accelerator
+
+    profile = dataclasses.replace(get_profile("cpu"), model_override=str(classifier_folder), precision="bf16",
+                                  max_length=32, batch_size=4)
+    train_the_standard_way(profile, REVIEWS, LABELS, seed=0, steps=1)
+    assert Accelerator().mixed_precision == "no"
