@@ -12,7 +12,7 @@
 # 05's subject.
 #
 # **What you need.** Reading: about 45 minutes. At the `cpu` profile (3,600 training, 400
-# validation and 5,000 test reviews of IMDB's official split, 256 tokens): about 12 minutes on 2
+# validation and 5,000 test reviews of IMDB's official split, 256 tokens): about 11 minutes on 2
 # cores with bf16 (the last line gives the committed run's time), mostly two trainings of about 3.5
 # minutes and scoring 5,000 reviews after each; without bf16 the trainings take about twice as long.
 # At the `gpu` profile (`bert-base-uncased`, all 25,000 training reviews, 512 tokens, 1 epoch) the
@@ -487,8 +487,8 @@ def train_the_standard_way(profile, texts, labels, seed=0, steps=None, callbacks
 # The same reviews, and the same *time*: on a 2-core CPU the defaults make a step about three times
 # slower (notebook 05 times each lever), so the standard path gets as many steps as fit in our
 # training time, at most one epoch, with its learning-rate schedule fitted to those steps. Its
-# step is timed on 10 steps, by a callback that notes when each step ends (the first steps also
-# pay for start-up, and would make the steady step look slower than it is).
+# step is timed on a first run of 10 steps, by a callback that notes when each step ends (the
+# median gap between two steps, so that the start-up is not counted).
 # `benchmarks/standard_path.py` trains both for a whole epoch over 3 seeds.
 
 # %%
@@ -547,7 +547,12 @@ print(f"ours {scores['base']['accuracy'] - scores['standard']['accuracy']:+.1%} 
 # reviews and the same *seconds*, not the same steps. With the libraries' defaults a step takes
 # about three times as long on this CPU (dropout, every embedding trained, the fused kernel,
 # batches padded in random order: notebook 05 times each of these), so the standard path saw
-# only part of the epoch (the line before section 7 gives its steps). On a GPU we have not timed
+# only part of the epoch (the line before section 7 gives its steps). And not even our time: in
+# the committed run its 10 timed steps took 3.7 s each (the Trainer's first line above), its
+# later ones 2.6 s on average (the second), so it stopped after 142 s against our 208. With all
+# of our seconds it would have made about 80 steps, still a third of the epoch, so the gap would
+# shrink but not close. The lesson stands either way: a step's cost decides how much a time
+# budget buys, and the defaults pay for things this run does not need. On a GPU we have not timed
 # it; random batches at 512 tokens are nearly all padded to 512, where ours are grouped by length,
 # so expect it to fall short of the epoch there too. Whether our choices (mean pooling, head+tail,
 # frozen token embeddings) beat the `[CLS]` pooler when both train a whole epoch is the question
