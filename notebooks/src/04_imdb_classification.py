@@ -544,14 +544,14 @@ print(f"ours {scores['base']['accuracy'] - scores['standard']['accuracy']:+.1%} 
 # %% [markdown]
 # In the committed run the standard path loses by several points (the last line above), and
 # McNemar's test says that is no accident of a few reviews. But read what was compared: the same
-# reviews and the same *seconds*, not the same steps. With the libraries' defaults a step takes
+# reviews and (meant to be) the same *seconds*, not the same steps. With the libraries' defaults a step takes
 # about three times as long on this CPU (dropout, every embedding trained, the fused kernel,
 # batches padded in random order: notebook 05 times each of these), so the standard path saw
 # only part of the epoch (the line before section 7 gives its steps). And not even our time: in
 # the committed run its 10 timed steps took 3.7 s each (the Trainer's first line above), its
 # later ones 2.6 s on average (the second), so it stopped after 142 s against our 208. With all
-# of our seconds it would have made about 80 steps, still a third of the epoch, so the gap would
-# shrink but not close. The lesson stands either way: a step's cost decides how much a time
+# of our seconds it would have made about 80 steps, still a third of the epoch (how much of the
+# gap that closes was not measured). The lesson stands either way: a step's cost decides how much a time
 # budget buys, and the defaults pay for things this run does not need. On a GPU we have not timed
 # it; random batches at 512 tokens are nearly all padded to 512, where ours are grouped by length,
 # so expect it to fall short of the epoch there too. Whether our choices (mean pooling, head+tail,
