@@ -73,7 +73,7 @@ def make_optimizer(model: nn.Module, learning_rate: float, weight_decay: float) 
     """Return AdamW over the trainable parameters that decays weight matrices only, fused into one kernel.
 
     Fused on CUDA and on the CPU (PyTorch >= 2.4): the same update, one pass over all weights
-    instead of a few small operations per tensor (notebook 04 measures what it buys).
+    instead of a few small operations per tensor (notebook 05 measures what it buys).
     """
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.ndim < 2]
