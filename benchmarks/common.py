@@ -102,6 +102,22 @@ class TrainingReviews:
         return pad_batch([self.encoded[i] for i in rows], self.tokenizer.pad_token_id, [self.labels[i] for i in rows])
 
 
+def notebook_04_reviews(profile, fit_reviews: int | None = None, test_reviews: int | None = None):
+    """Return (fit, validation, test) as notebook 04 splits the profile's reviews.
+
+    `fit_reviews` and `test_reviews` take stratified, seeded samples of the training (less the
+    validation split) and test reviews; None keeps them all.
+    """
+    from helpers.data import balanced_sample, load_reviews, validation_split
+
+    splits = load_reviews(profile)
+    fit, validation = validation_split(splits["train"], profile.validation_fraction, profile.seed)
+    if fit_reviews:
+        fit = balanced_sample(fit, fit_reviews, profile.seed)
+    test = balanced_sample(splits["test"], test_reviews or len(splits["test"]), profile.seed)
+    return fit, validation, test
+
+
 def training_reviews(reviews: int | None, max_length: int) -> TrainingReviews:
     """Load the cpu profile's training reviews (a stratified sample of `reviews`, or all) at `max_length` tokens."""
     from transformers import AutoTokenizer

@@ -21,10 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import Goal, MissingNotebookModel, Result, paired_points
+from benchmarks.common import Goal, MissingNotebookModel, Result, notebook_04_reviews, paired_points
 from helpers.baseline import tfidf_baseline
 from helpers.classification import encode, fine_tune, new_classifier, predict_probabilities
-from helpers.data import balanced_sample, load_reviews, validation_split
 from helpers.models import adapted_encoder_dir
 from helpers.profile import get_profile
 from helpers.stats import disagreements, mcnemar_p, over_seeds, paired_difference, predicted_labels
@@ -82,11 +81,7 @@ def run(size: str = "full", encoder_dir: Path | None = None) -> Result:
     if not (encoder_dir / "model.safetensors").is_file():
         raise MissingNotebookModel(f"No adapted encoder in {encoder_dir}: run notebook 03 first (make run), "
                                 "or set TUTORIAL_WORKDIR to the work folder that holds it.")
-    splits = load_reviews(profile)
-    fit, validation = validation_split(splits["train"], profile.validation_fraction, profile.seed)
-    if settings["reviews"]:
-        fit = balanced_sample(fit, settings["reviews"], profile.seed)
-    test = balanced_sample(splits["test"], settings["test_reviews"] or len(splits["test"]), profile.seed)
+    fit, validation, test = notebook_04_reviews(profile, settings["reviews"], settings["test_reviews"])
     test_labels = np.array(test["label"])
 
     baseline, c_scores = tfidf_baseline(fit["text"], fit["label"], validation["text"], validation["label"])

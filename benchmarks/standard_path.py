@@ -13,9 +13,8 @@ from __future__ import annotations
 import numpy as np
 from transformers import AutoTokenizer
 
-from benchmarks.common import Result, paired_points
+from benchmarks.common import Result, notebook_04_reviews, paired_points
 from helpers.classification import encode, fine_tune, new_classifier, predict_probabilities
-from helpers.data import balanced_sample, load_reviews, validation_split
 from helpers.models import load_pretrained
 from helpers.profile import get_profile
 from helpers.standard_path import train_the_standard_way
@@ -28,11 +27,7 @@ SIZES = {"full": {"seeds": (0, 1, 2), "reviews": None, "test_reviews": None, "st
 def run(size: str = "full") -> Result:
     settings = SIZES[size]
     profile = get_profile("cpu")
-    splits = load_reviews(profile)
-    fit, _ = validation_split(splits["train"], profile.validation_fraction, profile.seed)
-    if settings["reviews"]:
-        fit = balanced_sample(fit, settings["reviews"], profile.seed)
-    test = balanced_sample(splits["test"], settings["test_reviews"] or len(splits["test"]), profile.seed)
+    fit, _, test = notebook_04_reviews(profile, settings["reviews"], settings["test_reviews"])
     test_labels = np.array(test["label"])
 
     tokenizer = load_pretrained(AutoTokenizer, profile)

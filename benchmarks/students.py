@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import Result
+from benchmarks.common import Result, notebook_04_reviews
 from benchmarks.full_test import notebook_classifier, stand_in_classifier
 from helpers.classification import encode, fine_tune, predict_probabilities
-from helpers.data import balanced_sample, load_reviews, validation_split
 from helpers.distillation import distillation_loss, student_from_teacher
 from helpers.profile import get_profile
 from helpers.serving import load_classifier
@@ -38,14 +37,10 @@ def run(size: str = "full", folder: Path | None = None) -> Result:
     settings = SIZES[size]
     profile = get_profile("cpu")
     folder, origin, stand_in = notebook_classifier(profile, folder, size), "notebook 04's (in the work folder)", None
-    splits = load_reviews(profile)
-    fit, _ = validation_split(splits["train"], profile.validation_fraction, profile.seed)
-    if settings["fit_reviews"]:
-        fit = balanced_sample(fit, settings["fit_reviews"], profile.seed)
+    fit, _, test = notebook_04_reviews(profile, settings["fit_reviews"], settings["test_reviews"])
     if not (folder / "model.safetensors").is_file():  # the smallest size: exercise the code without notebook 04
         folder = stand_in = stand_in_classifier(profile, fit, settings["steps"])
         origin = f"a stand-in trained for {settings['steps']} steps: smallest size"
-    test = balanced_sample(splits["test"], settings["test_reviews"] or len(splits["test"]), profile.seed)
     test_labels = np.array(test["label"])
     try:
         teacher, tokenizer = load_classifier(folder)

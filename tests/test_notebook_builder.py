@@ -73,14 +73,19 @@ def test_summary_line_reads_the_last_code_cell():
     assert builder.summary_line(notebook) == 'SUMMARY {"a": 1}'
 
 
+def build_in(folder, monkeypatch):
+    """Point the builder at `folder`: sources in folder/src, notebooks beside them."""
+    monkeypatch.setattr(builder, "SOURCES", folder / "src")
+    monkeypatch.setattr(builder, "NOTEBOOKS", folder)
+    monkeypatch.setattr(builder, "ROOT", folder)
+    monkeypatch.setattr(builder, "repository_url", lambda: "https://github.com/example/example")
+
+
 def test_a_failing_source_leaves_the_committed_notebook_unchanged(tmp_path, monkeypatch):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "09_broken.py").write_text("# %% [markdown]\n# Title\n\n# %%\nraise RuntimeError('boom')\n")
     (tmp_path / "09_broken.ipynb").write_text("committed")
-    monkeypatch.setattr(builder, "SOURCES", tmp_path / "src")
-    monkeypatch.setattr(builder, "NOTEBOOKS", tmp_path)
-    monkeypatch.setattr(builder, "ROOT", tmp_path)
-    monkeypatch.setattr(builder, "repository_url", lambda: "https://github.com/example/example")
+    build_in(tmp_path, monkeypatch)
     with pytest.raises(SystemExit, match="09_broken.py failed; 09_broken.ipynb was left unchanged"):
         builder.build(["09"])
     assert (tmp_path / "09_broken.ipynb").read_text() == "committed"
@@ -105,10 +110,7 @@ def test_an_error_a_display_hook_shows_fails_the_build_too(tmp_path, monkeypatch
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "09_shown.py").write_text(source)
     (tmp_path / "09_shown.ipynb").write_text("committed")
-    monkeypatch.setattr(builder, "SOURCES", tmp_path / "src")
-    monkeypatch.setattr(builder, "NOTEBOOKS", tmp_path)
-    monkeypatch.setattr(builder, "ROOT", tmp_path)
-    monkeypatch.setattr(builder, "repository_url", lambda: "https://github.com/example/example")
+    build_in(tmp_path, monkeypatch)
     with pytest.raises(SystemExit, match="(?s)09_shown.py failed.*log-scaled"):
         builder.build(["09"])
     assert (tmp_path / "09_shown.ipynb").read_text() == "committed"
@@ -117,10 +119,7 @@ def test_an_error_a_display_hook_shows_fails_the_build_too(tmp_path, monkeypatch
 def test_a_build_leaves_the_work_folder_setting_as_it_found_it(tmp_path, monkeypatch):
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "09_fine.py").write_text("# %% [markdown]\n# Title\n\n# %%\nx = 1\n")
-    monkeypatch.setattr(builder, "SOURCES", tmp_path / "src")
-    monkeypatch.setattr(builder, "NOTEBOOKS", tmp_path)
-    monkeypatch.setattr(builder, "ROOT", tmp_path)
-    monkeypatch.setattr(builder, "repository_url", lambda: "https://github.com/example/example")
+    build_in(tmp_path, monkeypatch)
     used = []
     monkeypatch.setattr(builder, "execute", lambda notebook, name: used.append(os.environ["TUTORIAL_WORKDIR"]) or 0.0)
     monkeypatch.setenv("TUTORIAL_WORKDIR", str(tmp_path / "mine"))

@@ -609,7 +609,7 @@ session.expect(per_word["cased"] < 1.1 * per_word["uncased"], "and costs under 1
 # cuts it into noticeably more pieces than the uncased one, which sees only the lower-case word
 # (see the numbers above), so its capital form is rare and gets assembled from fragments. The
 # uncased vocabulary pays nothing here, and loses the shouting itself: "AWFUL" and "awful" become
-# the same tokens, and so do LOST the series and *lost*. Initialisms (DVD, FBI, MGM) are frequent
+# the same tokens, and so do LOST and *lost* (a title, or shouting?). Initialisms (DVD, FBI, MGM) are frequent
 # enough to stay whole either way. The
 # usual advice (the BERT authors'): uncased, unless case carries the task (names, as in named-
 # entity recognition); for sentiment, whether shouting helps a classifier is a question for a
