@@ -37,7 +37,7 @@ help:
 	@echo "make colab      unit tests + the gpu profile's code path on a tiny model, with Colab's versions"
 	@echo "make notebooks  rebuild notebooks/*.ipynb from notebooks/src with a fresh cpu run (NB=03 for one)"
 	@echo "make prose      refresh only the text cells from notebooks/src, keeping the outputs (refuses code changes)"
-	@echo "make bench      every benchmark on this machine: benchmarks/results/*.md and summary.json (~100 min, 2 cores; make run first)"
+	@echo "make bench      every benchmark on this machine: benchmarks/results/*.md and summary.json (about 3 hours on 2 cores; make run first)"
 	@echo "make lint       ruff over helpers/, tests/, benchmarks/ and notebooks/ (sources and builder)"
 
 $(STAMP): requirements.txt pyproject.toml
