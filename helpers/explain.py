@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from helpers.classification import predict_probabilities
+from helpers.device import autocast
 from helpers.models import attention_kernel
 from helpers.stats import predicted_labels
 
@@ -25,13 +26,15 @@ def logit_margin(model: nn.Module, inputs_embeds: torch.Tensor) -> torch.Tensor:
 
 
 def integrated_gradients(model: nn.Module, ids: Sequence[int], baseline_id: int, steps: int = 32,
-                         chunk: int = 16) -> tuple[np.ndarray, float]:
+                         chunk: int = 16, precision: str = "fp32") -> tuple[np.ndarray, float]:
     """Return each token's integrated gradient on the logit margin, and the margin's change baseline -> review.
 
     The path runs from the baseline (every token between [CLS] and [SEP] replaced by `baseline_id`)
     to the review's token vectors; the gradient is averaged at the midpoints of `steps` equal
     pieces of the path (a Riemann sum), `chunk` points per forward pass. By completeness the
-    attributions add up to the change, up to the sum's error.
+    attributions add up to the change, up to the sum's error, and to the rounding of a lower `precision` (bf16
+    or fp16 autocast: faster, and enough to rank tokens, notebook 07; fp16's gradients, unscaled, lose
+    their smallest parts). Check completeness in fp32.
     """
     model.eval()
     embed = model.bert.embeddings.word_embeddings
@@ -40,11 +43,14 @@ def integrated_gradients(model: nn.Module, ids: Sequence[int], baseline_id: int,
     baseline_ids[0, 1:-1] = baseline_id
     with torch.no_grad():
         review, baseline = embed(input_ids), embed(baseline_ids)  # (1, T, d_model) each
-        change = logit_margin(model, torch.cat([baseline, review]))  # (2,)
+        with autocast(review.device, precision):
+            change = logit_margin(model, torch.cat([baseline, review])).float()  # (2,)
     gradient_sum = torch.zeros_like(review)
     for alphas in ((torch.arange(steps, device=review.device) + 0.5) / steps).split(chunk):
         path = (baseline + alphas.view(-1, 1, 1) * (review - baseline)).requires_grad_()  # (S, T, d_model)
-        gradient_sum += torch.autograd.grad(logit_margin(model, path).sum(), path)[0].sum(dim=0, keepdim=True)
+        with autocast(review.device, precision):
+            margin = logit_margin(model, path).sum()
+        gradient_sum += torch.autograd.grad(margin, path)[0].sum(dim=0, keepdim=True)
     attributions = ((review - baseline) * gradient_sum / steps).sum(dim=-1)[0]  # (T,): summed over d_model
     return attributions.cpu().numpy(), float(change[1] - change[0])
 

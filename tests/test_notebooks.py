@@ -50,6 +50,14 @@ def test_committed_notebook_is_built_from_its_source(source):
     )
 
 
+def test_notebook_04_tells_its_story_in_at_most_2000_words_of_prose():
+    """Issue 27: the main story stays readable in about 45 minutes (the speed work is notebook 05's)."""
+    source = SOURCES / "04_imdb_classification.py"
+    prose = "\n".join(c.source for c in committed(source).cells if c.cell_type == "markdown")
+    words = [w for w in prose.replace(colab_badge(repository_url(), source.stem), "").split() if w != "#"]
+    assert len(words) <= 2000, f"notebook 04 has {len(words):,} words of prose: cut, or move a topic out"
+
+
 @pytest.mark.parametrize("source", SOURCE_FILES, ids=lambda p: p.stem)
 def test_every_code_cell_follows_prose(source):
     cells = committed(source).cells

@@ -4,20 +4,18 @@
 # {{COLAB_BADGE}}
 #
 # **What you will learn.** How to turn a pretrained encoder into a sentiment classifier and judge it
-# honestly: a strong classical baseline first, a validation split for every choice, head+tail
-# truncation, a training loop written out and checked, and an evaluation that says how sure it is
-# (intervals, a paired test, seeds, accuracy by length, the most confident mistakes). Beside our
-# classifier, the standard Hugging Face path (`AutoModelForSequenceClassification` and `Trainer`):
-# the lines you would write at work, and what our choices add. Why our recipe is fast is notebook
-# 05's subject.
+# honestly: a strong baseline first, a validation split for every choice, head+tail truncation, a
+# training loop written out and checked, and an evaluation that says how sure it is (intervals, a
+# paired test, seeds, accuracy by length, the most confident mistakes). Beside it, the standard
+# Hugging Face path (`AutoModelForSequenceClassification` and `Trainer`): the lines you would write
+# at work, and what our choices add.
 #
-# **What you need.** Reading: about 45 minutes. At the `cpu` profile (3,600 training, 400
-# validation and 5,000 test reviews of IMDB's official split, 256 tokens): about 11 minutes on 2
-# cores with bf16 (the last line gives the committed run's time), mostly two trainings of about 3.5
-# minutes and scoring 5,000 reviews after each; without bf16 the trainings take about twice as long.
-# At the `gpu` profile (`bert-base-uncased`, all 25,000 training reviews, 512 tokens, 1 epoch) the
-# *targets*, not measurements, are at least 93.5 % test accuracy after at most 20 minutes of
-# training on a Colab T4 (about 16-17 minutes for the whole notebook, `benchmarks/results/colab_t4.md`).
+# **What you need.** Reading: about 45 minutes. Running at the `cpu` profile (3,600 training
+# reviews, 256 tokens): about 12 minutes on 2 cores with bf16, mostly two trainings of 3.5-4
+# minutes (about twice as long without bf16). At the `gpu` profile (`bert-base-uncased`, 25,000
+# training reviews, 512 tokens, 1 epoch) the *targets*, not measurements: at least 93.5 % test
+# accuracy after at most 20 minutes of training on a Colab T4 (16-17 minutes for the notebook,
+# `benchmarks/results/colab_t4.md`).
 
 # %% [markdown]
 # The first cell picks the device and the profile and prints what this notebook uses of them; the
@@ -72,10 +70,9 @@ profile, device = session.profile, session.device
 #
 # Each review is positive or negative, half of each, so accuracy is a fair score and guessing
 # scores 50 %. Both profiles read IMDB's official split (Maas et al., 2011), the `cpu` profile as
-# seeded, stratified subsets. 5,000 test reviews pin an accuracy near 89 % to about +-0.9 points
-# (95 %). Every choice (the baseline's regularisation, the length, the learning rate, the epochs)
-# is made on **validation reviews carved out of the training reviews**: a setting picked for its
-# test score has been fitted to the test reviews. These are scored once, at the end.
+# seeded, stratified subsets; 5,000 test reviews pin an accuracy near 89 % to about +-0.9 points
+# (95 %). Every choice is made on **validation reviews carved out of the training reviews** (a
+# setting picked for its test score is fitted to the test reviews); these are scored once, at the end.
 
 # %%
 splits = load_reviews(profile)
@@ -104,8 +101,7 @@ def interval(accuracy, n):
 # %% [markdown]
 # The baseline to beat: TF-IDF features of words and word pairs and a logistic regression
 # (`helpers.baseline.tfidf_baseline`), fitted once per regularisation strength C from 0.3 to 3,000,
-# keeping the C best **on the validation reviews** (whose accuracy is uncertain by +-3 points:
-# closer scores are a tie).
+# keeping the C best **on the validation reviews**.
 
 # %%
 start = time.perf_counter()
@@ -143,11 +139,11 @@ session.expect(tfidf_full_train_accuracy >= baseline_accuracy - 0.005,
 # %% [markdown]
 # ## 2. From review to model input
 #
-# Reviews are long: notebook 02 measured a median of about 220 tokens and a long tail. The model
-# reads at most `profile.max_length` tokens: 512 at the `gpu` profile, 256 at the `cpu` profile
-# (section 4 says why). Sun et al. (2019) found that keeping the **head and the tail** of a long
-# review beats keeping only its head: reviewers state their verdict at the end.
-# `helpers.classification.encode` keeps the first quarter and the last three quarters of the budget.
+# Reviews are long (notebook 02: a median of about 220 tokens, and a long tail); the model reads at
+# most `profile.max_length` tokens: 512 at the `gpu` profile, 256 at `cpu`. Sun et al. (2019) found
+# that keeping the **head and the tail** of a long review beats keeping its head: reviewers state
+# their verdict at the end. `helpers.classification.encode` keeps the first quarter and the last
+# three quarters of the budget.
 
 # %%
 max_length = profile.max_length
@@ -172,8 +168,8 @@ print(f"padding efficiency of length-grouped batches of {profile.batch_size}: "
 # `BertForSequenceClassification` puts a linear layer on the `[CLS]` position, read through BERT's
 # *pooler* (a dense layer with tanh). Ours, `helpers.classification.BertForReviewClassification`,
 # **averages the token vectors** instead (padding excluded), as Sentence-BERT does: all-MiniLM-L6-v2
-# was trained to be read that way. The new layer starts random; `new_classifier` builds the model
-# with the profile's dropout, attention kernel and frozen parts (notebook 05 measures each).
+# was trained to be read that way. `new_classifier` builds it with the profile's dropout, attention
+# kernel and frozen parts (notebook 05 measures each).
 
 # %%
 model = session.place(new_classifier(profile))  # on the GPU, if there is one: the TrainingLoop will move it there
@@ -182,9 +178,8 @@ print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters ({tr
       "pooling: mean over tokens")
 
 # %% [markdown]
-# The change is three lines of the model's `forward`. Written out here on a short and a long
-# review padded into one batch, they give the helper's logits: the short review's padding
-# positions get weight 0 in its mean, so padding changes nothing.
+# The change is three lines of `forward`, written out here on a short and a long review padded
+# into one batch: they give the helper's logits, padding weighing 0 in the mean.
 
 # %%
 shortest = min(range(len(lengths)), key=lengths.__getitem__)
@@ -205,11 +200,10 @@ print(f"hidden states {tuple(hidden.shape)} -> mean over {pair['attention_mask']
 #
 # The loop is notebook 03's (`helpers.training`, through `helpers.classification.fine_tune`):
 # AdamW, warm-up over 6 % of the steps then linear decay, clipping at norm 1, mixed precision (bf16
-# on A100/H100 and CPUs that have it, fp16 with loss scaling on a T4), checkpoints, length-grouped
-# batches, and Accelerate underneath (notebook 06 runs it on several processes). A batch that does
-# not fit in memory is retried as 2, 4, ... accumulated micro-batches, the same optimizer step.
-# Written out, one step is a handful of lines; below, three steps beside the helper's on the same
-# batches and weights, in float64 (notebook 03, section 6, says why): the weights must agree.
+# where the hardware has it, fp16 with loss scaling on a T4), checkpoints, length-grouped batches,
+# Accelerate underneath; a batch that runs out of memory is retried as accumulated micro-batches.
+# Below, three steps written out beside the helper's, in float64 (notebook 03, section 6): the
+# weights must agree.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -255,14 +249,11 @@ assert worst < 1e-9, "the written-out loop and helpers.training.TrainingLoop com
 del by_hand, with_helper
 
 # %% [markdown]
-# **How the `cpu` recipe was chosen**: on the validation reviews only, the lowest validation loss
-# among settings that train in at most 300 s (`benchmarks/results/recipe.md`: 256 tokens, lr 1e-4,
-# 0.245, against 0.255 at 512 tokens, which took 322 s; one run each on 400 reviews, and on the
-# earlier sample's training reviews, so not a blind or final choice). Notebook 05 shows what makes
-# the 256-token step fast.
-#
-# The curves show the training loss, and the validation loss and accuracy four times per run.
-# Re-running the cell after an interruption resumes from the last checkpoint.
+# **How the `cpu` recipe was chosen**: the lowest validation loss among settings that train in at
+# most 300 s (`benchmarks/results/recipe.md`: 256 tokens, lr 1e-4; one run each, on an earlier
+# 5,000-review sample of IMDB, not this split: not a final choice). The curves show the training
+# loss, and the validation loss and accuracy at every quarter of the run; re-running the cell
+# after an interruption resumes from the last checkpoint.
 
 # %%
 steps = profile.epochs * steps_per_epoch(len(encoded_train), profile.batch_size)
@@ -305,7 +296,7 @@ def train(model, name):
 
 
 # %% [markdown]
-# First from the profile's pretrained model:
+# Training, from the profile's pretrained model:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -377,16 +368,13 @@ print(f"transformer minus TF-IDF by quartile: {'  '.join(f'{m * 100:+.1f}' for m
 # %% [markdown]
 # Read the margins against their intervals (about +-2 points for a quartile of 1,250 reviews). In
 # the committed run the transformer led by 1.8 to 3.5 points on the three shorter quarters and
-# trailed by 1.6 on the longest, which it reads only in part (256 of up to 2,900 tokens):
-# truncation is the likely price of the short recipe.
+# trailed by 1.6 on the longest, which it reads only in part (256 of up to 2,900 tokens).
 #
 # ### The reviews it gets most confidently wrong
 #
-# The three wrong predictions made with the most confidence, each token coloured by its
-# **integrated gradient**: how much it pushed the positive-minus-negative logit up (red) or down
-# (blue), measured along a path from the review with every token turned into [PAD] to the review
-# itself (32 points). Notebook 07 writes the method out, checks it, and shows why the quicker
-# gradient x input fails on BERT. (A figure, so that GitHub shows the colours.)
+# The three most confident wrong predictions, each token coloured by its **integrated gradient**:
+# how much it pushed the positive-minus-negative logit up (red) or down (blue). Notebook 07 writes
+# the method out and checks it.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -402,15 +390,14 @@ show_token_colours(coloured_reviews, width=110)
 plt.show()
 
 # %% [markdown]
-# Before blaming the model, read the label's origin: IMDB's labels come from the reviewer's stars
-# (4 or fewer negative, 7 or more positive; Maas et al., 2011). A warm review that gave 4 stars is
-# negative: some confident "errors" are the label's. aclImdb's file names keep the stars
-# (`<id>_<stars>.txt`); the Hub copy keeps only the label.
+# Before blaming the model: IMDB's labels come from the reviewer's stars (4 or fewer negative, 7 or
+# more positive; Maas et al., 2011), so a warm review that gave 4 stars is negative, and some
+# confident "errors" are the label's.
 #
 # ### Attention of the trained model on one review
 #
-# The last layer's attention on one short review, averaged over heads (the written-out kernel:
-# only it returns the weights). Each row is a token attending; its colours, to which tokens.
+# The last layer's attention on one short review, averaged over heads (only the written-out kernel
+# returns the weights). Each row is a token attending; its colours, to which tokens.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -431,20 +418,21 @@ top = received.argsort(descending=True)[:5]
 print("receive the most attention:", ", ".join(f"{tokens[i]} {received[i]:.2f}" for i in top))
 
 # %% [markdown]
-# Read the columns. Nearly every token sends a share of its attention to `[CLS]` and to the two
-# words that carry the verdict, *wonderful* and *loved* (the tokens that receive the most, printed
-# above); *thin*, the one complaint, receives little, and itself looks mostly at `[CLS]`. That is
-# where the last layer gathers information, not why the review is called positive: the classifier
-# averages every token's vector, and a weight says nothing of what the vector it mixes in holds.
-# Notebook 07 tests attention as an explanation by deleting the tokens it ranks first.
+# Read the columns. Nearly every token sends part of its attention to `[CLS]` and to *wonderful*
+# and *loved*, the verdict's words (printed above); *thin*, the one complaint, receives little.
+# That is where the last layer gathers information, not why the review is called positive: a
+# weight says nothing of what the vector it mixes in holds. Notebook 07 tests attention as an
+# explanation.
 #
 # ## 6. The standard path: `AutoModelForSequenceClassification` and `Trainer`
 #
-# What you would write at work, as the Hugging Face course teaches it: BERT's own classification
-# head (the `[CLS]` position through the pooler), truncation to the first tokens, and `Trainer`
-# with its defaults (dropout 0.1, every weight trained, padding per batch). The profile's learning
-# rate, batch, precision and epochs; the libraries' choices for the rest. (These are the lines of
-# `helpers.standard_path.train_the_standard_way`; a test checks they are the same.)
+# What you would write at work, as the Hugging Face course teaches it: BERT's own head (the `[CLS]`
+# position through the pooler), truncation to the first tokens, and `Trainer` with its defaults
+# (dropout 0.1, every weight trained); the profile's learning rate, batch, precision and epochs.
+# (The lines of `helpers.standard_path.train_the_standard_way`; a test checks they are the same.)
+# With several GPUs and no launcher (Kaggle's two T4s), `Trainer` splits each step over all of them
+# (`nn.DataParallel`) with the batch size per GPU, twice our batch: set `CUDA_VISIBLE_DEVICES=0`
+# first to compare like with like.
 
 # %%
 from accelerate.state import AcceleratorState  # noqa: E402
@@ -484,12 +472,9 @@ def train_the_standard_way(profile, texts, labels, seed=0, steps=None, callbacks
 
 
 # %% [markdown]
-# The same reviews, and the same *time*: on a 2-core CPU the defaults make a step about three times
-# slower (notebook 05 times each lever), so the standard path gets as many steps as fit in our
-# training time, at most one epoch, with its learning-rate schedule fitted to those steps. Its
-# step is timed on a first run of 10 steps, by a callback that notes when each step ends (the
-# median gap between two steps, so that the start-up is not counted).
-# `benchmarks/standard_path.py` trains both for a whole epoch over 3 seeds.
+# The same reviews and the same *time*: the standard path gets as many steps as fit in our
+# training time (at most one epoch, its schedule fitted to them), its step timed on a first run of
+# 10 steps (the median gap between step ends, noted by a callback, so the start-up does not count).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -522,8 +507,7 @@ print(f"standard path: {standard_steps} of {epoch_steps} steps in {standard_seco
 #
 # All models were scored on the same reviews, so McNemar's test compares them review by review:
 # how likely is so lopsided a split of the reviews only one gets right, if both were equally good?
-# *The* classifier of this notebook (the one saved for notebook 06) is ours, fixed before any
-# score was seen. The last line compares the two paths.
+# *The* classifier (saved for notebooks 06 and 07) is ours, fixed before any score was seen.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -542,48 +526,42 @@ print(f"ours {scores['base']['accuracy'] - scores['standard']['accuracy']:+.1%} 
       f"{mcnemar_p(only_ours, only_standard):.3f}")
 
 # %% [markdown]
-# In the committed run the standard path loses by several points (the last line above), and
-# McNemar's test says that is no accident of a few reviews. But read what was compared: the same
-# reviews and (meant to be) the same *seconds*, not the same steps. With the libraries' defaults a step takes
-# about three times as long on this CPU (dropout, every embedding trained, the fused kernel,
-# batches padded in random order: notebook 05 times each of these), so the standard path saw
-# only part of the epoch (the line before section 7 gives its steps). And not even our time: in
-# the committed run its 10 timed steps took 3.7 s each (the Trainer's first line above), its
-# later ones 2.6 s on average (the second), so it stopped after 142 s against our 208. With all
-# of our seconds it would have made about 80 steps, still a third of the epoch (how much of the
-# gap that closes was not measured). The lesson stands either way: a step's cost decides how much a time
-# budget buys, and the defaults pay for things this run does not need. On a GPU we have not timed
-# it; random batches at 512 tokens are nearly all padded to 512, where ours are grouped by length,
-# so expect it to fall short of the epoch there too. Whether our choices (mean pooling, head+tail,
-# frozen token embeddings) beat the `[CLS]` pooler when both train a whole epoch is the question
-# of `benchmarks/standard_path.py` (3 seeds, `make bench`): it has not been run for this build,
-# so this notebook does not answer it.
+# In the committed run the standard path loses by several points (the last line above). It had the
+# same reviews and (meant to be) the same *seconds*: with the defaults (dropout, every embedding
+# trained, the fused kernel, random batches: notebook 05 times each) a step takes about three times
+# as long on this CPU, so it saw part of the epoch: its first run took 35 s for 10 steps (the
+# Trainer's first line above; without the start-up about 3.3 s a step, so our 232 s bought 70
+# steps), and those 70 ran at 2.6 s each: 181 s, not our 232. A step's cost decides what a time
+# budget buys.
 #
-# One run is one draw: a seed fixes the head's initial weights and the batch order, and moves the
-# accuracy by a few tenths of a point. Over three seeds on the same reviews (`make bench`,
-# `benchmarks/results/seeds.md`, 2-core AMD EPYC with bf16; seed 0 is this notebook's run):
+# With a whole epoch each, over 3 seeds (`benchmarks/results/standard_path.md`, 2-core AMD EPYC
+# with bf16), the standard path scores 87.4, 86.8 and 87.2 % after about 590 s of training, ours
+# 89.8, 89.3 and 89.5 % after about 200 s: ours by 2.40 points (95 % interval over the seeds +2.05
+# to +2.75), in a third of the time; the standard path stays behind TF-IDF (88.4 %). Which of our
+# choices buys the points, it does not separate; and it measured this budget (3,600 reviews, a
+# 6-layer MiniLM), not the `gpu` profile's.
 #
+# One run is one draw: a seed fixes the head's initial weights and the batch order. Over three
+# seeds on the same reviews (`benchmarks/results/seeds.md`; seed 0 is this notebook's seed, run
+# again: runs differ by hundredths of a point):
 # | test accuracy, 5,000 official test reviews | mean of 3 seeds | spread (std) | seeds 0, 1, 2 |
 # | --- | --- | --- | --- |
 # | from the base encoder | 89.55 % | 0.24 points | 89.8, 89.4, 89.4 % |
 # | from notebook 03's adapted encoder | 89.31 % | 0.39 points | 89.6, 88.9, 89.5 % |
-# | TF-IDF + logistic regression (C = 100, chosen on the validation reviews) | 88.44 % | none (deterministic) | |
+# | TF-IDF (C = 100, chosen on the validation reviews) | 88.44 % | none (deterministic) | |
 #
 # **The classifier beats the same-reviews baseline** in every seed, by 1.11 points on average (95 %
 # interval over the seeds +0.51 to +1.70). **Notebook 03's adaptation shows no effect** (paired
-# t-test over the seeds p = 0.28; three seeds cannot tell a few tenths of a point). On **all 25,000
-# test reviews** (`full_test.md`) the classifier scores 89.30 % +- 0.38, 1.8 points ahead of the
-# same-reviews TF-IDF and behind the one that read every training review (90.66 %). The **learning
-# curve** (`learning_curve.md`) says what closes that gap: 7,200 training reviews (451 s of
-# training) take the transformer to 90.5 %. The published 93.5-94.6 % is BERT-base at 512 tokens:
-# the `gpu` profile.
+# t-test p = 0.28). On **all 25,000 test reviews** (`full_test.md`) the classifier scores 89.30 %
+# +- 0.38, 1.8 points ahead of the same-reviews TF-IDF and behind the one that read every training
+# review (90.66 %). The **learning curve** (`learning_curve.md`): 7,200 training reviews take the
+# transformer to 90.5 %. The published 93.5-94.6 % is BERT-base at 512 tokens: the `gpu` profile.
 #
 # ![Learning curve: accuracy and training time]({{RAW_FILES}}/benchmarks/results/learning_curve.png)
 
 # %% [markdown]
-# The learning curves of our run: training loss, validation loss and validation accuracy, with a
-# band for each accuracy's 95 % interval on the validation reviews (where the bands of two points
-# overlap, the curve cannot tell them apart).
+# Our run's learning curves, with a band for each validation accuracy's 95 % interval (where two
+# bands overlap, the curve cannot tell the points apart).
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -607,9 +585,9 @@ plt.show()
 # %% [markdown]
 # ## 8. Inference
 #
-# A small function classifies new reviews in batches and returns each label with its probability:
-# `helpers.classification.classify_reviews` encodes with the same head+tail truncation, sorts the
-# reviews by length so that batches carry little padding, and puts the answers back in order.
+# `helpers.classification.classify_reviews` classifies new reviews in batches, each label with its
+# probability: the same head+tail truncation, reviews sorted by length so that batches carry little
+# padding, the answers put back in order.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -622,9 +600,8 @@ for review, (label, probability) in zip(new_reviews, classify_reviews(classifier
     print(f"{label:<8} {probability:.3f}  {review}")
 
 # %% [markdown]
-# The classifier is saved (safetensors, atomically) for notebook 06, and reloaded, to check that
-# the saved files give exactly the same predictions: `predict_probabilities` scores both with the
-# same (fused) kernel, so the same weights must give the same numbers, bit for bit.
+# The classifier is saved (safetensors, atomically) for notebooks 06 and 07, and reloaded: scored
+# with the same fused kernel, the saved weights must give the same numbers, bit for bit.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -693,20 +670,17 @@ for review, p_baseline, (label, probability) in zip(tricky, baseline_says, model
 # %% [markdown]
 # Compare with the labels we meant (positive, negative, positive). A bag of words only adds up
 # word weights, so it cannot read "not bad at all" as a phrase: in the committed run it called the
-# first sentence negative ("hate" and "bad"), while "waste" outweighed "great" three times and
-# "not ... watch" happened to lean positive, right for the wrong reasons. The classifier *can*
-# read a phrase, but only if a few thousand reviews taught it to: here it called the first and
-# the third negative, and got only the sarcastic one right. Section 8's "I want those two hours of
-# my life back." (called positive) is the same lesson: an idiom the training reviews did not teach.
-# Three sentences show failures of both models, they do not measure them: notebook 07 tests
-# negation on many template sentences.
+# first sentence negative ("hate", "bad") and got the third right for the wrong reason ("not ...
+# watch" leans positive). The classifier *can* read a phrase, but only if a few thousand reviews
+# taught it to: here it was right only on the sarcastic one. Section 8's "I want those two hours of
+# my life back." (called positive) is the same lesson. Notebook 07 measures negation on many
+# template sentences.
 
 # %% [markdown]
 # ## Summary
 #
-# The cell below states this run's result from its own numbers; over three seeds the classifier
-# led the same-reviews baseline in every one (section 7). The classifier waits in the models
-# folder for notebook 06.
+# The cell below states this run's result from its own numbers (over three seeds: section 7). The
+# classifier waits in the models folder for notebooks 06 and 07.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
