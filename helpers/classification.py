@@ -21,7 +21,7 @@ from helpers.data import LABEL_NAMES
 from helpers.device import autocast, free_memory
 from helpers.models import attention_kernel, check_model_folder, load_pretrained
 from helpers.stats import predicted_labels
-from helpers.tokenization import encode_head_tail
+from helpers.tokenization import encode_head_tail, encode_windows
 from helpers.training import TrainConfig, TrainingLoop
 
 MAX_CHARACTERS = 100_000  # a review longer than this is refused; the longest of IMDB's 50,000 has 13,704
@@ -90,6 +90,13 @@ def encode(tokenizer, texts: Sequence[str], max_length: int) -> list[list[int]]:
     return encode_head_tail(tokenizer, list(texts), max_length, head=max_length // 4)
 
 
+def encode_read_whole(tokenizer, texts: Sequence[str], max_length: int) -> list[list[list[int]]]:
+    """Tokenize reviews into windows of `max_length` tokens that together read all of each review."""
+    if not texts:
+        raise ValueError("No reviews to encode: the list is empty.")
+    return encode_windows(tokenizer, list(texts), max_length)
+
+
 def classification_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
     """Return the cross-entropy of the model's logits against the batch's labels."""
     return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
@@ -143,10 +150,25 @@ def predict_probabilities(model: nn.Module, encoded: Sequence[Sequence[int]], pa
     return logits.softmax(dim=-1)[:, 1].numpy().astype(np.float64)
 
 
+def predict_probabilities_windowed(model: nn.Module, windowed: Sequence[Sequence[Sequence[int]]], pad_id: int,
+                                   batch_size: int = 64, precision: str = "fp32") -> np.ndarray:
+    """Return P(positive) for each review given as windows (`encode_read_whole`): its windows' logits averaged."""
+    owner = np.repeat(np.arange(len(windowed)), [len(review) for review in windowed])
+    logits = predict_logits(model, [window for review in windowed for window in review], pad_id, batch_size, precision)
+    summed = np.zeros((len(windowed), 2))
+    np.add.at(summed, owner, logits)
+    averaged = torch.from_numpy(summed / np.bincount(owner, minlength=len(windowed))[:, None])
+    return averaged.softmax(dim=-1)[:, 1].numpy().astype(np.float64)
+
+
 def held_out_scores(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Sequence[int], pad_id: int,
                     precision: str = "fp32") -> dict[str, float]:
     """Return the mean cross-entropy ("validation_loss") and the accuracy on labelled held-out reviews."""
-    probabilities = predict_probabilities(model, encoded, pad_id, precision=precision)
+    return probability_scores(predict_probabilities(model, encoded, pad_id, precision=precision), labels)
+
+
+def probability_scores(probabilities: np.ndarray, labels: Sequence[int]) -> dict[str, float]:
+    """Return the mean cross-entropy ("validation_loss") and the accuracy of P(positive) against the labels."""
     labels = np.asarray(labels)
     p_true = np.where(labels == 1, probabilities, 1 - probabilities)
     return {"validation_loss": float(-np.log(np.clip(p_true, 1e-7, 1)).mean()),

@@ -102,3 +102,22 @@ def encode_head_tail(tokenizer, texts: list[str], max_length: int, head: int) ->
     content = tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
     cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
     return [[cls, *head_tail(ids, max_length - 2, head), sep] for ids in content]
+
+
+def windows(ids: list[int], max_tokens: int) -> list[list[int]]:
+    """Cut a sequence into the fewest windows of `max_tokens` ids that cover it, evenly spaced (so they overlap).
+
+    A sequence of at most `max_tokens` ids is one window; every other window is full length.
+    """
+    count = max(1, -(-len(ids) // max_tokens))  # ceil(len / max_tokens)
+    if count == 1:
+        return [ids]
+    last = len(ids) - max_tokens  # the start of the final window
+    return [ids[start:start + max_tokens] for start in (round(i * last / (count - 1)) for i in range(count))]
+
+
+def encode_windows(tokenizer, texts: list[str], max_length: int) -> list[list[list[int]]]:
+    """Tokenize texts into windows of `max_length` ids, [CLS] and [SEP] included, that together read every token."""
+    content = tokenizer(texts, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+    cls, sep = tokenizer.cls_token_id, tokenizer.sep_token_id
+    return [[[cls, *window, sep] for window in windows(ids, max_length - 2)] for ids in content]

@@ -14,7 +14,10 @@ from helpers.classification import (
     classification_loss,
     classify_reviews,
     encode,
+    encode_read_whole,
+    predict_logits,
     predict_probabilities,
+    predict_probabilities_windowed,
     train_short_classifier,
 )
 from helpers.models import minilm_path, save_atomically
@@ -72,6 +75,20 @@ def test_encode_keeps_head_and_tail_within_max_length(tokenizer):
     assert len(ids) == 16 and tokens[:2] == ["[CLS]", "first"] and tokens[-2:] == ["last", "[SEP]"]
     with pytest.raises(ValueError, match="empty"):
         encode(tokenizer, [], max_length=16)
+
+
+def test_windowed_scoring_averages_each_reviews_window_logits(tokenizer):
+    model = tiny_classifier().eval()
+    texts = ["A gem.", "first " + "middle " * 100 + "last", "Dull."]
+    windowed = encode_read_whole(tokenizer, texts, max_length=48)
+    assert [len(review) for review in windowed] == [1, 3, 1]
+    found = predict_probabilities_windowed(model, windowed, tokenizer.pad_token_id)
+    logits = predict_logits(model, windowed[1], tokenizer.pad_token_id).mean(axis=0)
+    assert found[1] == pytest.approx(float(torch.from_numpy(logits).softmax(dim=-1)[1]), abs=1e-6)
+    one_window = predict_probabilities(model, [windowed[0][0], windowed[2][0]], tokenizer.pad_token_id)
+    np.testing.assert_allclose(found[[0, 2]], one_window, atol=1e-6)  # a short review: the same as head+tail
+    with pytest.raises(ValueError, match="empty"):
+        encode_read_whole(tokenizer, [], max_length=48)
 
 
 def test_pad_batch_pads_to_the_longest_and_masks_padding():

@@ -11,9 +11,11 @@ from helpers.tokenization import (
     CJK_RANGES,
     WHITESPACE,
     encode_head_tail,
+    encode_windows,
     head_tail,
     normalize,
     pre_tokenize,
+    windows,
     wordpiece_tokenize,
 )
 
@@ -73,6 +75,28 @@ def test_head_tail_keeps_both_ends():
     assert head_tail(ids, 6, head=2) == [0, 1, 6, 7, 8, 9]
     assert head_tail(ids, 6, head=6) == [0, 1, 2, 3, 4, 5]
     assert head_tail(ids, 20, head=2) == ids
+
+
+def test_windows_cover_every_id_with_the_fewest_full_windows():
+    assert windows(list(range(5)), 8) == [list(range(5))]
+    assert windows(list(range(8)), 8) == [list(range(8))]
+    cut = windows(list(range(20)), 8)  # ceil(20 / 8) = 3 windows, starting at 0, 6, 12
+    assert cut == [list(range(0, 8)), list(range(6, 14)), list(range(12, 20))]
+    for length in range(1, 60):
+        found = windows(list(range(length)), 8)
+        assert len(found) == max(1, -(-length // 8)) and all(len(w) == min(8, length) for w in found)
+        assert sorted({i for w in found for i in w}) == list(range(length)), "every id is read"
+
+
+def test_encode_windows_reads_a_long_review_whole_and_a_short_one_as_head_tail_does():
+    long_text = "first " + "middle " * 600 + "last"
+    [cut] = encode_windows(TOKENIZER, [long_text], max_length=256)
+    content = TOKENIZER(long_text, add_special_tokens=False)["input_ids"]
+    assert len(cut) == -(-len(content) // 254) and all(len(w) == 256 for w in cut)
+    assert all(w[0] == TOKENIZER.cls_token_id and w[-1] == TOKENIZER.sep_token_id for w in cut)
+    assert cut[0][1:-1] == content[:254] and cut[-1][1:-1] == content[-254:]
+    [short] = encode_windows(TOKENIZER, ["A gem."], max_length=256)
+    assert short == encode_head_tail(TOKENIZER, ["A gem."], max_length=256, head=64)
 
 
 def test_encode_head_tail_adds_special_tokens_within_the_limit():
