@@ -80,19 +80,24 @@ def attention_maps(model: nn.Module, ids: Sequence[int]) -> torch.Tensor:
     return torch.stack([layer[0].float().mean(dim=0) for layer in attentions]).cpu()  # each (H, T, T) -> (T, T)
 
 
-def attention_received(model: nn.Module, ids: Sequence[int]) -> np.ndarray:
-    """Return the attention each token receives in the last layer, averaged over heads and query tokens."""
-    return attention_maps(model, ids)[-1].mean(dim=0).numpy()  # (T, T) -> (T,): mean over the queries
+def attention_received(model: nn.Module, ids: Sequence[int], maps: torch.Tensor | None = None) -> np.ndarray:
+    """Return the attention each token receives in the last layer, averaged over heads and query tokens.
+
+    `maps`: the review's `attention_maps`, when already computed.
+    """
+    maps = attention_maps(model, ids) if maps is None else maps
+    return maps[-1].mean(dim=0).numpy()  # (T, T) -> (T,): mean over the queries
 
 
-def attention_rollout(model: nn.Module, ids: Sequence[int]) -> np.ndarray:
+def attention_rollout(model: nn.Module, ids: Sequence[int], maps: torch.Tensor | None = None) -> np.ndarray:
     """Return the attention each token receives rolled out over all layers, averaged over query tokens.
 
     Abnar & Zuidema (2020): each layer's head-averaged weights are mixed half and half with the
     identity (the residual connection passes each token on), and the layers' matrices multiplied,
     first layer rightmost, so that row i says how much of token i's final vector came from each input token.
+    `maps`: the review's `attention_maps`, when already computed.
     """
-    maps = attention_maps(model, ids)
+    maps = attention_maps(model, ids) if maps is None else maps
     identity = torch.eye(maps.shape[-1])
     rolled = identity
     for layer in maps:

@@ -126,7 +126,7 @@ PROFILES: dict[str, Profile] = {
         unsupervised_reviews=2_000,  # notebook 03's extra text beside the training reviews
         test_fraction=0.2,
         validation_fraction=0.1,  # 400 of the 4,000 training reviews
-        max_length=256,  # chosen on validation reviews, not the test (benchmarks/results/recipe.md)
+        max_length=256,  # benchmarks/results/recipe.md: 0.005 of validation loss behind 128 tokens of 7,200 reviews
         batch_size=16,
         precision="bf16",  # autocast on CPUs with native bf16 (about 2x faster steps), else fp32
         seed=0,
@@ -188,7 +188,7 @@ def fastest_attention(profile: Profile, precision: str) -> str:
     """Return the attention kernel that trains faster at the profile's length in the precision this machine runs.
 
     On a 2-core CPU at 256 tokens the written-out attention beat SDPA's CPU kernel under bf16 autocast
-    (benchmarks/results/recipe.md), but in fp32 SDPA is the faster one: 2.0 s against 2.9 s per training
+    (notebook 05's lever 6), but in fp32 SDPA is the faster one: 2.0 s against 2.9 s per training
     step of 16 reviews, and 1.7x faster scoring (AMD EPYC without AVX-512, December 2026).
     """
     return "sdpa" if precision == "fp32" else profile.attention_kernel

@@ -100,6 +100,8 @@ def test_seeds_table_pairs_base_and_adapted_runs_and_reads_its_goals(smallest):
     low, high = results["base_minus_tfidf_interval_points"]
     assert low <= results["base_minus_tfidf_points"] <= high
     assert "base_minus_tfidf_paired_low_min_points" in summary["goals"]
+    assert len(results["base_read_whole_accuracy_by_seed"]) == 2, "every run is also scored reading reviews whole"
+    assert "base_read_whole_minus_tfidf_paired_low_min_points" in summary["goals"]
     assert not [p for p in LEFT_BEHIND if p.name.startswith("stand-in-encoder-")], "the stand-in encoder is removed"
     assert set(results["recipe_candidates"]) and all(0 <= c["validation_accuracy"] <= 1
                                                      for c in results["recipe_candidates"].values())
@@ -114,7 +116,8 @@ def test_notebook_04_and_the_readme_cite_the_committed_seeds_table():
     source = (root / "notebooks" / "src" / "04_imdb_classification.py").read_text()
     readme = (root / "README.md").read_text()
     cited = [f"{results['base_accuracy_mean']:.2f} %", f"{results['adapted_accuracy_mean']:.2f} %",
-             f"{results['tfidf_accuracy'] * 100:.2f} %", f"p = {results['base_vs_adapted_paired_t_p']:.2f}"]
+             f"{results['tfidf_accuracy'] * 100:.2f} %", f"p = {results['base_vs_adapted_paired_t_p']:.2f}",
+             f"{results['base_read_whole_accuracy_mean']:.2f} %"]
     for text in cited:
         assert text in source and text in readme, text
     assert f"C = {results['tfidf_c']:g}" in source

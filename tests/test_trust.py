@@ -22,6 +22,7 @@ from helpers.checklist import Check, failure_counts, failure_rates, failures, fi
 from helpers.classification import BertForReviewClassification, fine_tune, predict_logits, predict_probabilities
 from helpers.distillation import distillation_loss, student_from_teacher
 from helpers.explain import (
+    attention_maps,
     attention_received,
     attention_rollout,
     delete_positions,
@@ -119,6 +120,13 @@ def test_attention_received_sums_to_one_whatever_kernel_the_model_runs():
     fused = tiny_classifier(kernel="sdpa")  # returns no weights itself: the helper switches it to eager for a moment
     np.testing.assert_allclose(attention_received(fused, IDS), received, atol=1e-6)  # the same weights
     assert fused.config._attn_implementation == "sdpa", "and leaves it as it was"
+
+
+def test_attention_rankings_take_maps_computed_once():
+    model = tiny_classifier(layers=2)
+    maps = attention_maps(model, IDS)
+    np.testing.assert_array_equal(attention_received(model, IDS, maps), attention_received(model, IDS))
+    np.testing.assert_allclose(attention_rollout(model, IDS, maps), attention_rollout(model, IDS), atol=1e-7)
 
 
 def test_attention_rollout_follows_the_attention_through_every_layer_with_the_residual():

@@ -20,8 +20,8 @@
 # Colab: on Google Drive, see the optional cell below); without it this notebook first trains one
 # the same way (about 4 minutes at the `cpu` profile with bf16, 8 in fp32) and says so. Running
 # at the `cpu` profile: 7.1 minutes on the 2-core AMD EPYC with bf16 that built the committed
-# run, most of it the two students' training (166 s and 111 s) and the deletion test (its six
-# token rankings of 40 reviews in 26 s, the deletions in 20 s); on a CPU without bf16 expect it
+# run, most of it the two students' training (171 s and 115 s) and the deletion test (its six
+# token rankings of 40 reviews in 24 s, the deletions in 13 s); on a CPU without bf16 expect it
 # to take longer (the students train in fp32 there). The same code run as a script peaked at 5.7
 # GB of resident memory (an earlier build). At the `gpu`
 # profile the explanations and the students run on the GPU, the latency table on the CPU (where
@@ -69,6 +69,7 @@ from helpers.data import balanced_sample, load_reviews, validation_split
 from helpers.diagrams import draw_teacher_student, plot_tradeoff
 from helpers.distillation import distillation_loss, student_from_teacher
 from helpers.explain import (
+    attention_maps,
     attention_received,
     attention_rollout,
     deletion_drops,
@@ -267,7 +268,7 @@ print("most attended:        ", ", ".join(f"{tokens[i]} {attention[i]:.3f}" for 
 # direct test: delete the top-ranked tokens from the review and watch the probability of the
 # class the model predicted. If the ranking is faithful, that probability falls faster than when
 # as many random tokens are deleted. We compare six rankings of each review's tokens on 40
-# held-out reviews, deleting 5 % to 40 % of each review's tokens:
+# held-out reviews, deleting 10 % to 40 % of each review's tokens:
 #
 # - **integrated gradients, signed**: the tokens that pushed hardest *towards* the predicted class first;
 # - **|integrated gradients|**: the largest attributions first, whichever way they pushed (the
@@ -283,7 +284,7 @@ print("most attended:        ", ", ".join(f"{tokens[i]} {attention[i]:.3f}" for 
 #
 # The integrated gradients here use 8 path points, under the profile's precision (bf16 on this
 # CPU, the precision at which the deletions are scored), which keeps the cell near half a minute
-# on 2 cores (26 s in the committed run): coarse enough that the sum misses the margin's change
+# on 2 cores (24 s in the committed run): coarse enough that the sum misses the margin's change
 # by a few per cent on many reviews (printed below), which is fine for ranking tokens; checking
 # completeness was section 2's job, in float32 with 64 points or more.
 
@@ -305,12 +306,13 @@ for ids_i, positive in zip(encoded_probe, predicted_positive):
                                                   precision=profile.precision)  # as the deletions score
     completeness.append(abs(attributions.sum() - change_i) / abs(change_i))
     towards = 1.0 if positive else -1.0  # the sign that pushes towards the predicted class
-    attended = attention_received(model, ids_i)
+    maps = attention_maps(model, ids_i)  # every layer's attention, computed once for both attention rankings
+    attended = attention_received(model, ids_i, maps)
     rankings["IG, signed"].append(ranking(towards * attributions))
     rankings["|IG|"].append(ranking(np.abs(attributions)))
     rankings["grad x input"].append(ranking(towards * gradient_x_input(model, ids_i)))
     rankings["last-layer attention"].append(ranking(attended))
-    rankings["attention rollout"].append(ranking(attention_rollout(model, ids_i)))
+    rankings["attention rollout"].append(ranking(attention_rollout(model, ids_i, maps)))
     rankings["random"].append(generator.permutation(len(ids_i) - 2) + 1)
     agreement.append(spearmanr(np.abs(attributions[1:-1]), attended[1:-1]).statistic)
 print(f"six rankings of {len(encoded_probe)} reviews in {time.perf_counter() - start:.0f} s; completeness "
@@ -327,7 +329,7 @@ print(f"rank correlation of |attribution| and last-layer attention within a revi
 # %%
 # NBVAL_IGNORE_OUTPUT
 start = time.perf_counter()
-fractions = [0.05, 0.1, 0.2, 0.4]
+fractions = [0.1, 0.2, 0.4]
 drops = {name: deletion_drops(model, encoded_probe, order, fractions, pad_id, precision=profile.precision,
                               before=probe_before) for name, order in rankings.items()}  # each (fractions, reviews)
 print(f"{'deleted':>8} " + " ".join(f"{name:>20}" for name in drops))
@@ -818,8 +820,8 @@ del students
 # here, and McNemar's test on the same 1,000 reviews (p = 0.005) says the test reviews' draw does
 # not explain it; one training seed each cannot say how much the training's own randomness
 # moves it (over notebook 04's three seeds its classifier's accuracy spread by 0.24 points, std). They
-# cost time: the distilled student's training runs the teacher forward in every step, 166 s
-# against 111 s for the labels alone. One seed each; the same start, reviews and steps.
+# cost time: the distilled student's training runs the teacher forward in every step, 171 s
+# against 115 s for the labels alone. One seed each; the same start, reviews and steps.
 #
 # Teacher and student, in float32 and in notebook 06's dynamic int8, side by side on the CPU
 # (where int8 runs and where such models are usually served), with the fused attention kernel:
