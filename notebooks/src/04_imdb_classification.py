@@ -248,10 +248,11 @@ assert worst < 1e-9, "the written-out loop and helpers.training.TrainingLoop com
 del by_hand, with_helper
 
 # %% [markdown]
-# **How the `cpu` recipe was chosen**: by validation loss on 2,000 official training reviews no
+# **The `cpu` recipe against others**, by validation loss on 2,000 official training reviews no
 # candidate learnt from, among settings that train in at most 300 s (`benchmarks/results/recipe.md`).
-# With long reviews read whole (section 7), 128 tokens of 7,200 reviews came out 0.005 ahead of
-# 256 of 3,600; switching would change every later notebook's data, so this one keeps 256 tokens.
+# Reading long reviews whole (section 7), 128 tokens of 7,200 reviews came out 0.005 ahead of 256
+# of 3,600 (head+tail, 0.013 behind); switching would change every later notebook's data, so this
+# one keeps 256 tokens.
 # The curves show the training loss, and the validation loss and accuracy every quarter of the
 # run; re-running the cell after an interruption resumes from the last checkpoint.
 
@@ -369,7 +370,7 @@ print(f"transformer minus TF-IDF by quartile: {'  '.join(f'{m * 100:+.1f}' for m
 # Read the margins against their intervals (about +-2 points for a quartile of 1,250 reviews). In
 # the committed run the transformer led by 1.8 to 3.5 points on the three shorter quarters and
 # trailed by 1.6 on the longest, which it reads only in part (256 of up to 2,900 tokens; section
-# 7 reads them whole).
+# 7 quotes the seeds benchmark, which also reads them whole).
 #
 # ### The reviews it gets most confidently wrong
 #
@@ -673,7 +674,7 @@ for review, p_baseline, (label, probability) in zip(tricky, baseline_says, model
 # bad at all" as a phrase: in the committed run it called the first sentence negative ("hate",
 # "bad") and got the third right for the wrong reason ("not ... watch" leans positive). The
 # classifier *can* read a phrase, if a few thousand reviews taught it to: here it was right only
-# on the sarcastic one (as with section 8's "two hours of my life"). Notebook 07 measures negation.
+# on the sarcastic one. Notebook 07 measures negation.
 
 # %% [markdown]
 # ## Summary

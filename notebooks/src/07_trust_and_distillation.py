@@ -819,7 +819,7 @@ del students
 # trained on the labels alone 86.0 %: the teacher's soft probabilities are worth about two points
 # here, and McNemar's test on the same 1,000 reviews (p = 0.005) says the test reviews' draw does
 # not explain it; one training seed each cannot say how much the training's own randomness
-# moves it (over notebook 04's three seeds its classifier's accuracy spread by 0.24 points, std). They
+# moves it (over notebook 04's three seeds its classifier's accuracy spread by 0.26 points, std). They
 # cost time: the distilled student's training runs the teacher forward in every step, 171 s
 # against 115 s for the labels alone. One seed each; the same start, reviews and steps.
 #
