@@ -127,6 +127,9 @@ def test_attention_rankings_take_maps_computed_once():
     maps = attention_maps(model, IDS)
     np.testing.assert_array_equal(attention_received(model, IDS, maps), attention_received(model, IDS))
     np.testing.assert_allclose(attention_rollout(model, IDS, maps), attention_rollout(model, IDS), atol=1e-7)
+    uniform = torch.full_like(maps, 1.0 / len(IDS))  # maps given are the ones used: no forward pass of its own
+    np.testing.assert_allclose(attention_received(model, IDS, uniform), np.full(len(IDS), 1.0 / len(IDS)), atol=1e-7)
+    np.testing.assert_allclose(attention_rollout(model, IDS, uniform), np.full(len(IDS), 1.0 / len(IDS)), atol=1e-6)
 
 
 def test_attention_rollout_follows_the_attention_through_every_layer_with_the_residual():
