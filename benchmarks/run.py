@@ -22,7 +22,7 @@ from helpers.profile import get_profile
 from helpers.session import library_versions, quiet_libraries
 
 BENCHMARKS = ("attention", "tokenization", "batching", "mlm_head", "serving", "flops", "recipe", "seeds",
-              "learning_curve", "full_test", "students", "standard_path")
+              "recipe_seeds", "learning_curve", "full_test", "students", "standard_path")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -62,16 +62,17 @@ def compared(right, baseline_right) -> dict:
             "paired": paired_difference(right, baseline_right)}
 
 
-def train_over_seeds(profile, seeds, encoder_dir: Path, encoded_fit, fit_labels, encoded_test, test_labels,
-                     baseline_right, pad_id: int, steps: int | None, long_windows: tuple) -> list[dict]:
-    """Fine-tune from the base and from the adapted encoder with each seed; score each run on the test reviews.
+def train_over_seeds(profile, seeds, encoder_dir: Path | None, encoded_fit, fit_labels, encoded_test, test_labels,
+                     baseline_right, pad_id: int, steps: int | None, long_windows: tuple,
+                     encoders: tuple[str, ...] = ("base", "adapted")) -> list[dict]:
+    """Fine-tune from the base and from the adapted encoder (`encoder_dir`) with each seed; score each run.
 
     `long_windows`: (the positions of the test reviews longer than the window, their windows).
     """
     long_reviews, windows = long_windows
     runs = []
     for seed in seeds:
-        for encoder in ("base", "adapted"):
+        for encoder in encoders:
             model = new_classifier(profile, "base" if encoder == "base" else encoder_dir, seed=seed)
             started = time.perf_counter()
             model, _ = fine_tune(model, encoded_fit, fit_labels, pad_id, profile, seed=seed, steps=steps)

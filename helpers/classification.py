@@ -25,6 +25,15 @@ from helpers.tokenization import encode_head_tail, encode_windows
 from helpers.training import TrainConfig, TrainingLoop
 
 MAX_CHARACTERS = 100_000  # a review longer than this is refused; the longest of IMDB's 50,000 has 13,704
+# Reviews per scoring batch: on 2 CPU cores batches of 16 score 8 % faster than batches of 64 with bf16
+# and 17 % faster in float32 (benchmarks/results/batching.md); a GPU needs larger batches to be kept busy.
+SCORING_BATCH = {"cpu": 16}
+SCORING_BATCH_ELSEWHERE = 64
+
+
+def scoring_batch_size(device: torch.device) -> int:
+    """Return how many reviews `predict_logits` scores at once on `device` unless told."""
+    return SCORING_BATCH.get(device.type, SCORING_BATCH_ELSEWHERE)
 
 
 class BertForReviewClassification(BertForSequenceClassification):
@@ -103,19 +112,21 @@ def classification_loss(model: nn.Module, batch: Batch) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, encoded: Sequence[Sequence[int]], pad_id: int,
-                   batch_size: int = 64, precision: str = "fp32", attention: str | None = "sdpa") -> np.ndarray:
+def predict_logits(model: nn.Module, encoded: Sequence[Sequence[int]], pad_id: int, batch_size: int | None = None,
+                   precision: str = "fp32", attention: str | None = "sdpa") -> np.ndarray:
     """Return the (negative, positive) logits of each encoded review, batching reviews of similar length together.
 
-    Attention runs with the kernel `attention` (None: the model's own): the fused SDPA scores faster
-    than the written-out kernel even where that one trains faster. A batch that runs out of memory
-    is retried at half the size, down to one review.
+    `batch_size` reviews at a time (None: `scoring_batch_size` of the model's device). Attention
+    runs with the kernel `attention` (None: the model's own): the fused SDPA scores faster than the
+    written-out kernel even where that one trains faster. A batch that runs out of memory is
+    retried at half the size, down to one review.
     """
     if attention is not None:
         with attention_kernel(model, attention):
             return predict_logits(model, encoded, pad_id, batch_size, precision, attention=None)
     model.eval()
     device = next(model.parameters()).device
+    batch_size = batch_size or scoring_batch_size(device)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     found = np.empty((len(encoded), 2), dtype=np.float32)
     start = 0
@@ -144,14 +155,15 @@ def predict_logits(model: nn.Module, encoded: Sequence[Sequence[int]], pad_id: i
 
 
 def predict_probabilities(model: nn.Module, encoded: Sequence[Sequence[int]], pad_id: int,
-                          batch_size: int = 64, precision: str = "fp32", attention: str | None = "sdpa") -> np.ndarray:
+                          batch_size: int | None = None, precision: str = "fp32",
+                          attention: str | None = "sdpa") -> np.ndarray:
     """Return P(positive) for each encoded review (see `predict_logits`)."""
     logits = torch.from_numpy(predict_logits(model, encoded, pad_id, batch_size, precision, attention))
     return logits.softmax(dim=-1)[:, 1].numpy().astype(np.float64)
 
 
 def predict_probabilities_windowed(model: nn.Module, windowed: Sequence[Sequence[Sequence[int]]], pad_id: int,
-                                   batch_size: int = 64, precision: str = "fp32") -> np.ndarray:
+                                   batch_size: int | None = None, precision: str = "fp32") -> np.ndarray:
     """Return P(positive) for each review given as windows (`encode_read_whole`): its windows' logits averaged."""
     owner = np.repeat(np.arange(len(windowed)), [len(review) for review in windowed])
     logits = predict_logits(model, [window for review in windowed for window in review], pad_id, batch_size, precision)
@@ -234,7 +246,7 @@ def check_reviews(texts: Sequence[str], first: int = 1) -> list[str]:
 
 
 def classify_reviews(model: nn.Module, tokenizer, texts: Sequence[str], max_length: int,
-                     batch_size: int = 64, precision: str = "fp32", first: int = 1) -> list[tuple[str, float]]:
+                     batch_size: int | None = None, precision: str = "fp32", first: int = 1) -> list[tuple[str, float]]:
     """Return (label name, probability of that label) for each review, in the order given.
 
     A review without one token the model knows (only emoji, symbols it has no piece for, or

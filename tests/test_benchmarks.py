@@ -85,6 +85,21 @@ def test_a_goal_knows_when_it_is_met():
     assert Goal("x", minimum=1, maximum=2).describe() == ">= 1 and <= 2"
 
 
+def test_recipe_seeds_compares_two_groups_of_seeds_with_welchs_interval():
+    from scipy import stats
+
+    from benchmarks.recipe_seeds import welch
+
+    pick, profile_recipe = [0.915, 0.912, 0.914], [0.9044, 0.9024, 0.8996]
+    difference, half, p = welch(pick, profile_recipe)
+    reference = stats.ttest_ind(pick, profile_recipe, equal_var=False)
+    low, high = reference.confidence_interval(0.95)
+    assert difference == pytest.approx(sum(pick) / 3 - sum(profile_recipe) / 3)
+    assert (difference - half, difference + half) == pytest.approx((low, high))
+    assert p == pytest.approx(reference.pvalue) and p < 0.05  # these made-up seeds differ; swapped, the sign turns
+    assert welch(profile_recipe, pick)[0] == pytest.approx(-difference)
+
+
 @pytest.mark.slow  # every benchmark at its smallest size: minutes
 def test_seeds_table_pairs_base_and_adapted_runs_and_reads_its_goals(smallest):
     summary, out = smallest

@@ -18,6 +18,7 @@ from helpers.classification import (
     predict_logits,
     predict_probabilities,
     predict_probabilities_windowed,
+    scoring_batch_size,
     train_short_classifier,
 )
 from helpers.models import minilm_path, save_atomically
@@ -168,6 +169,20 @@ def test_scoring_halves_the_batch_on_out_of_memory(tokenizer, capsys):
     model.forward = lambda **batch: (_ for _ in ()).throw(torch.OutOfMemoryError())
     with pytest.raises(torch.OutOfMemoryError, match="scoring a single review of .* tokens: use a smaller max_length"):
         predict_probabilities(model, encoded, tokenizer.pad_token_id, batch_size=2)
+
+
+def test_scoring_batches_by_default_are_sized_for_the_models_device(tokenizer):
+    assert scoring_batch_size(torch.device("cpu")) == 16  # benchmarks/results/batching.md: faster than 64 on 2 cores
+    assert scoring_batch_size(torch.device("cuda", 0)) == 64  # a GPU is kept busy by larger batches
+    model = tiny_classifier()
+    encoded = encode(tokenizer, REVIEWS * 4, max_length=32)  # more reviews than one CPU batch
+    sizes, forward = [], model.forward
+    model.forward = lambda **batch: sizes.append(len(batch["input_ids"])) or forward(**batch)
+    found = predict_probabilities(model, encoded, tokenizer.pad_token_id)
+    assert max(sizes) == 16 and sum(sizes) == len(encoded)
+    model.forward = forward
+    np.testing.assert_allclose(found, predict_probabilities(model, encoded, tokenizer.pad_token_id,
+                                                            batch_size=len(encoded)), atol=1e-6)
 
 
 def test_a_stand_in_classifier_is_trained_when_notebook_04s_is_missing(tokenizer, tmp_path, clean_env):

@@ -10,7 +10,7 @@
 # Hugging Face path (`AutoModelForSequenceClassification` and `Trainer`), and what our choices add.
 #
 # **What you need.** Reading: about 45 minutes. Running at the `cpu` profile (3,600 training
-# reviews, 256 tokens): about 12 minutes on 2 cores with bf16, mostly two trainings of 3-4
+# reviews, 256 tokens): about 11 minutes on 2 cores with bf16, mostly two trainings of 3-4
 # minutes (about twice as long without bf16). At the `gpu` profile (`bert-base-uncased`, 25,000
 # training reviews, 512 tokens, 1 epoch) the *targets*, not measurements: at least 93.5 % test
 # accuracy after at most 20 minutes of training on a Colab T4 (16-17 minutes for the notebook,
@@ -368,7 +368,7 @@ print(f"transformer minus TF-IDF by quartile: {'  '.join(f'{m * 100:+.1f}' for m
 
 # %% [markdown]
 # Read the margins against their intervals (about +-2 points for a quartile of 1,250 reviews). In
-# the committed run the transformer led by 1.8 to 3.5 points on the three shorter quarters and
+# the committed run the transformer led by 1.7 to 3.5 points on the three shorter quarters and
 # trailed by 1.6 on the longest, which it reads only in part (256 of up to 2,900 tokens; section
 # 7 quotes the seeds benchmark, which also reads them whole).
 #
@@ -530,8 +530,8 @@ print(f"ours {scores['base']['accuracy'] - scores['standard']['accuracy']:+.1%} 
 # In the committed run the standard path loses by several points (the last line above). It had the
 # same reviews and (meant to be) the same *seconds*, but with the defaults (dropout, every embedding
 # trained, the fused kernel, random batches: notebook 05 times each) a step takes about three times
-# as long on this CPU: 10 timed steps (31 s with the start-up, about 2.9 s a step without) said 73
-# steps would fit in our 214 s, and those 73 ran at 2.6 s each, 191 s. A step's cost decides what
+# as long on this CPU: 10 timed steps (28 s with the start-up, about 2.8 s a step without) said 72
+# steps would fit in our 199 s, and those 72 ran at 2.4 s each, 171 s. A step's cost decides what
 # a time budget buys.
 #
 # With a whole epoch each, over 3 seeds (`benchmarks/results/standard_path.md`), the standard

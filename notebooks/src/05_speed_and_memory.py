@@ -11,7 +11,7 @@
 #
 # **What you need.** Reading: about 30 minutes. Nothing from the earlier notebooks: every step
 # here trains a fresh classifier on a handful of reviews. Running at the `cpu` profile: about
-# 1.5 minutes on 2 cores with bf16 (the committed run's time is in its last line). At the `gpu` profile the
+# 1.7 minutes on 2 cores with bf16 (the committed run's time is in its last line). At the `gpu` profile the
 # profiler and the levers are skipped (they are CPU levers; on a GPU the step is matrix products in
 # fused kernels), and the FLOP arithmetic and the memory measurements run on the card.
 
@@ -104,10 +104,10 @@ else:
 
 # %% [markdown]
 # Read the table from the top. In the committed run (a 2-core CPU with bf16) the stock step spent
-# 27 % of its time in `bernoulli_` (drawing dropout masks, the largest over the whole T x T score
+# 28 % of its time in `bernoulli_` (drawing dropout masks, the largest over the whole T x T score
 # matrix of every head; a fifth to 30 % on the 2-core CPUs we ran it on), about a quarter in
-# `bmm`, `mul` and `_softmax` (30 % with softmax's backward: attention computed the slow way,
-# because attention dropout keeps SDPA off its fused path), and much of the rest (22 %) in
+# `bmm`, `mul` and `_softmax` (31 % with softmax's backward: attention computed the slow way,
+# because attention dropout keeps SDPA off its fused path), and much of the rest (23 %) in
 # `mm`/`addmm` (the linear layers: the work we cannot avoid). AdamW's update, one weight tensor at
 # a time, half of the weights in the 11.7 M-parameter token-embedding matrix, comes further down
 # (below the rows printed).
@@ -138,13 +138,13 @@ else:
 # earlier build). So the profile takes the kernel by precision (`helpers.profile.fastest_attention`):
 # eager with bf16, SDPA in fp32, for training (scoring always runs SDPA: see below), and the last line
 # measures the recipe it chose. Levers 3 and 4 are small on this model (a few per cent either way in
-# our runs: 1.06x and 1.00x in the committed run, 1.04x and 1.02x in an earlier fp32 run, 0.95x for
+# our runs: 1.02x and 1.01x in the committed run, 1.04x and 1.02x in an earlier fp32 run, 0.95x for
 # the frozen embeddings in another, which three timings cannot tell from noise). We keep the fused
 # AdamW because it is the same update, and the frozen embeddings because they spare AdamW's two
 # moments for 11.7 M weights; whether freezing them costs accuracy was not measured on its own. All
 # steps train on the same 16 reviews, taken at the 70th percentile of length, long enough that
 # cutting them to fewer tokens matters (for the shorter half of the reviews, lever 5 changes
-# nothing). The whole effect on a real run is the training time of notebook 04, section 4: 208 s in
+# nothing). The whole effect on a real run is the training time of notebook 04, section 4: 199 s in
 # its committed run on this AMD EPYC, about 140 s on an earlier 2-core Intel CPU with bf16, against
 # 906 s there for the earlier recipe (512 tokens, 2 epochs, SDPA; its attention dropout was already
 # off, none of the other levers was pulled); the committed run prints its own.
@@ -183,18 +183,26 @@ else:
 
 # %% [markdown]
 # Scoring has no backward pass, and there the two attention kernels trade places: the written-out
-# one, which trains faster under bf16 on a small CPU (the last lever above), scores more slowly
-# than the fused SDPA. So `predict_logits` scores with SDPA whatever kernel the model trains with.
-# Both, timed in turns on 64 training reviews:
+# one, which trains faster under bf16 on a small CPU (the last lever above), keeps every head's
+# score matrix of every review in the batch, and the larger the batch, the more that costs. Both
+# kernels, timed in turns on 64 training reviews, in batches of 16 (what `predict_logits` uses on a
+# CPU: in `benchmarks/results/batching.md` as fast as 8 or 32 and faster than 64) and of 64:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 scorer = session.place(new_classifier(profile))  # untrained: the time does not depend on the weights
-kernel_seconds = alternating_medians({kernel: lambda kernel=kernel: predict_logits(
-    scorer, encoded_train[:64], tokenizer.pad_token_id, precision=profile.precision, attention=kernel)
-    for kernel in ("eager", "sdpa")}, repeats=2)
-print(", ".join(f"{kernel}: {64 / seconds:.0f} reviews/s" for kernel, seconds in kernel_seconds.items())
-      + f"; SDPA scores {kernel_seconds['eager'] / kernel_seconds['sdpa']:.2f}x as fast")
+kernel_seconds = alternating_medians({(kernel, size): lambda kernel=kernel, size=size: predict_logits(
+    scorer, encoded_train[:64], tokenizer.pad_token_id, batch_size=size, precision=profile.precision,
+    attention=kernel) for size in (16, 64) for kernel in ("eager", "sdpa")}, repeats=2)
+for size in (16, 64):
+    eager, sdpa = kernel_seconds[("eager", size)], kernel_seconds[("sdpa", size)]
+    print(f"batches of {size}: eager {64 / eager:.0f} reviews/s, sdpa {64 / sdpa:.0f} reviews/s; "
+          f"SDPA scores {eager / sdpa:.2f}x as fast")
+
+# %% [markdown]
+# So `predict_logits` scores with SDPA whatever kernel the model trains with: in the committed
+# run it scored 1.18x as fast as the written-out kernel at 16 reviews per batch and 1.92x at 64;
+# on a GPU, where batches are larger still, we expect the gap to grow (not measured here).
 
 # %% [markdown]
 # ## 3. FLOPs, and the share of the peak

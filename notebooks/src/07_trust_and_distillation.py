@@ -19,9 +19,9 @@
 # **What you need.** Reading: about 70 minutes. Notebook 04's classifier in the models folder (on
 # Colab: on Google Drive, see the optional cell below); without it this notebook first trains one
 # the same way (about 4 minutes at the `cpu` profile with bf16, 8 in fp32) and says so. Running
-# at the `cpu` profile: 7.1 minutes on the 2-core AMD EPYC with bf16 that built the committed
-# run, most of it the two students' training (171 s and 115 s) and the deletion test (its six
-# token rankings of 40 reviews in 24 s, the deletions in 13 s); on a CPU without bf16 expect it
+# at the `cpu` profile: 6.7 minutes on the 2-core AMD EPYC with bf16 that built the committed
+# run, most of it the two students' training (172 s and 112 s) and the deletion test (its six
+# token rankings of 40 reviews in 21 s, the deletions in 11 s); on a CPU without bf16 expect it
 # to take longer (the students train in fp32 there). The same code run as a script peaked at 5.7
 # GB of resident memory (an earlier build). At the `gpu`
 # profile the explanations and the students run on the GPU, the latency table on the CPU (where
@@ -284,7 +284,7 @@ print("most attended:        ", ", ".join(f"{tokens[i]} {attention[i]:.3f}" for 
 #
 # The integrated gradients here use 8 path points, under the profile's precision (bf16 on this
 # CPU, the precision at which the deletions are scored), which keeps the cell near half a minute
-# on 2 cores (24 s in the committed run): coarse enough that the sum misses the margin's change
+# on 2 cores (21 s in the committed run): coarse enough that the sum misses the margin's change
 # by a few per cent on many reviews (printed below), which is fine for ranking tokens; checking
 # completeness was section 2's job, in float32 with 64 points or more.
 
@@ -816,20 +816,20 @@ del students
 # %% [markdown]
 # In the committed `cpu` run the distilled student scores 87.8 %, two points under its teacher
 # (McNemar p = 0.007 on these test reviews), and the student of the same shape
-# trained on the labels alone 86.0 %: the teacher's soft probabilities are worth about two points
-# here, and McNemar's test on the same 1,000 reviews (p = 0.005) says the test reviews' draw does
+# trained on the labels alone 86.1 %: the teacher's soft probabilities are worth about two points
+# here, and McNemar's test on the same 1,000 reviews (p = 0.008) says the test reviews' draw does
 # not explain it; one training seed each cannot say how much the training's own randomness
 # moves it (over notebook 04's three seeds its classifier's accuracy spread by 0.26 points, std). They
-# cost time: the distilled student's training runs the teacher forward in every step, 171 s
-# against 115 s for the labels alone. One seed each; the same start, reviews and steps.
+# cost time: the distilled student's training runs the teacher forward in every step, 172 s
+# against 112 s for the labels alone. One seed each; the same start, reviews and steps.
 #
 # Teacher and student, in float32 and in notebook 06's dynamic int8, side by side on the CPU
 # (where int8 runs and where such models are usually served), with the fused attention kernel:
 # accuracy on 100 held-out reviews, the size of the saved weights, and the median milliseconds
-# per review when reviews come one at a time (24 of them timed). The four models take turns, so that a busy moment
-# of the machine hits all alike. (Batches, and what padding costs in them, were notebook 06's
-# subject.) The accuracy column is a rough check (+-10 points on 100 reviews; at the `gpu` profile,
-# 40 reviews and 16 timed, to keep the cell near a minute on Colab's CPU: +-15); the agreement
+# per review when reviews come one at a time (16 of them timed). The four models take turns, so
+# that a busy moment of the machine hits all alike. (Batches, and what padding costs in them, were
+# notebook 06's subject.) The accuracy column is a rough check (+-10 points on 100 reviews; at the
+# `gpu` profile 40 reviews, to keep the cell near a minute on Colab's CPU: +-15); the agreement
 # with the teacher, on the same reviews, is the number to read.
 
 # %%
@@ -842,7 +842,7 @@ served["student int8"] = quantize_int8(served["student fp32"])
 table_reviews = balanced_sample(test, 100 if profile.name == "cpu" else 40, profile.seed)
 encoded_table = encode(tokenizer, list(table_reviews["text"]), max_length)
 table_labels = np.array(table_reviews["label"])
-singles = [pad_batch([one], pad_id) for one in encoded_table[:24 if profile.name == "cpu" else 16]]
+singles = [pad_batch([one], pad_id) for one in encoded_table[:16]]
 one_at_a_time = {name: [] for name in served}
 for one in singles:
     for name, variant in served.items():
