@@ -138,6 +138,21 @@ def test_notebook_04_and_the_readme_cite_the_committed_seeds_table():
     assert f"C = {results['tfidf_c']:g}" in source
 
 
+
+def test_the_readme_cites_the_committed_recipe_seeds_table():
+    """The README's case for the recipe's pick must quote the benchmark's own figures."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    results = json.loads((root / "benchmarks" / "results" / "summary.json").read_text())["results"]
+    readme = (root / "README.md").read_text()
+    low, high = results["recipe_seeds_minus_profile_interval_points"]
+    cited = [f"{results['recipe_seeds_read_whole_mean']:.2f} %", f"{results['recipe_seeds_tfidf_accuracy']:.2%}",
+             f"{results['recipe_seeds_read_whole_minus_tfidf_paired_low_min_points']:+.2f} points",
+             f"{results['recipe_seeds_minus_profile_points']:+.2f} points, 95 % interval {low:+.2f} to {high:+.2f}"]
+    for text in cited:
+        assert text.replace("%", " %").replace("  %", " %") in readme, text
+
 def test_the_gpu_step_benchmark_stops_with_one_sentence_without_a_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(SystemExit, match="needs a CUDA GPU"):
