@@ -33,11 +33,9 @@ SUMMARY = "summary.json"  # seeds.py's figures for the profile's recipe, beside 
 
 def welch(a, b) -> tuple[float, float, float]:
     """Return the mean difference of two groups of seeds, its 95 % Welch interval's half width, and the p-value."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    variance_a, variance_b = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    freedom = (variance_a + variance_b) ** 2 / (variance_a**2 / (len(a) - 1) + variance_b**2 / (len(b) - 1))
-    half = float(stats.t.ppf(0.975, freedom) * np.sqrt(variance_a + variance_b))
-    return float(a.mean() - b.mean()), half, float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    test = stats.ttest_ind(np.asarray(a, dtype=float), np.asarray(b, dtype=float), equal_var=False)
+    low, high = test.confidence_interval(0.95)
+    return float(np.mean(a) - np.mean(b)), float(high - low) / 2, float(test.pvalue)
 
 
 def run(size: str = "full") -> Result:
