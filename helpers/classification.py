@@ -249,13 +249,15 @@ def classify_reviews(model: nn.Module, tokenizer, texts: Sequence[str], max_leng
                      batch_size: int | None = None, precision: str = "fp32", first: int = 1) -> list[tuple[str, float]]:
     """Return (label name, probability of that label) for each review, in the order given.
 
-    A review without one token the model knows (only emoji, symbols it has no piece for, or
-    invisible characters: [CLS] [UNK]... [SEP]) gets ("unknown", nan): the model would answer
-    about 0.5 for it, a guess about nothing. `first` numbers the reviews in error messages.
+    Each review is read whole, as notebook 04 scores the test reviews: one longer than `max_length`
+    tokens through the windows that cover it, their logits averaged. A review without one token the
+    model knows (only emoji, symbols it has no piece for, or invisible characters: [CLS] [UNK]...
+    [SEP]) gets ("unknown", nan): the model would answer about 0.5 for it, a guess about nothing.
+    `first` numbers the reviews in error messages.
     """
     texts = check_reviews(texts, first)
-    encoded = encode(tokenizer, texts, max_length)
-    positive = predict_probabilities(model, encoded, tokenizer.pad_token_id, batch_size, precision)
-    unknown = [all(i == tokenizer.unk_token_id for i in ids[1:-1]) for ids in encoded]
+    windowed = encode_read_whole(tokenizer, texts, max_length)
+    positive = predict_probabilities_windowed(model, windowed, tokenizer.pad_token_id, batch_size, precision)
+    unknown = [all(i == tokenizer.unk_token_id for window in windows for i in window[1:-1]) for windows in windowed]
     return [("unknown", math.nan) if blind else ("positive", p) if label else ("negative", 1 - p)
             for p, label, blind in zip(positive.tolist(), predicted_labels(positive), unknown)]

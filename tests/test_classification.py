@@ -151,6 +151,18 @@ def test_classify_reviews_keeps_order_and_rejects_blank_input(tokenizer):
         classify_reviews(model, tokenizer, [], max_length=32)
 
 
+def test_classify_reviews_reads_a_long_review_whole(tokenizer):
+    model = tiny_classifier()
+    text = "A wonderful, moving film. " * 3 + "Dull and far too long. " * 12 + "I loved it."
+    ((label, probability),) = classify_reviews(model, tokenizer, [text], max_length=32)
+    windowed = encode_read_whole(tokenizer, [text], max_length=32)
+    assert len(windowed[0]) > 2  # the middle is a window of its own
+    whole = predict_probabilities_windowed(model, windowed, tokenizer.pad_token_id)[0]
+    head_tail = predict_probabilities(model, encode(tokenizer, [text], max_length=32), tokenizer.pad_token_id)[0]
+    assert (probability if label == "positive" else 1 - probability) == pytest.approx(whole, abs=1e-6)
+    assert abs(whole - head_tail) > 1e-4  # head+tail would have dropped the middle
+
+
 def test_scoring_halves_the_batch_on_out_of_memory(tokenizer, capsys):
     model = tiny_classifier()
     encoded = encode(tokenizer, REVIEWS, max_length=32)

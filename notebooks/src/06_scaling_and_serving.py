@@ -318,7 +318,8 @@ print(int8_model.bert.encoder.layer[0].attention.self.query)
 # %% [markdown]
 # Accuracy on the held-out reviews, float32 and int8 side by side (1,000 official test reviews at
 # the `cpu` profile; 200 at the `gpu` profile, whose bert-base scores them here on the CPU, 2 cores
-# on Colab, where 500 took over 2 minutes). Notebook 04 scored in its profile's precision:
+# on Colab, where 500 took over 2 minutes), each review head+tail in one pass (notebook 04 reads a
+# long one whole, through several). Notebook 04 scored in its profile's precision:
 # bf16 on an A100/H100 or on a CPU with native bf16, fp16 on a T4, float32 elsewhere. bf16 keeps 8
 # significant bits of each activation, enough to push a review that sits near 0.5 across the line.
 # Only such a review can change its label, so the last line rescores on this CPU, under bf16
