@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None, stdin=None) -> int:
     parser.add_argument("reviews", nargs="*", help="review texts (read from standard input when none are given)")
     parser.add_argument("--model", help="classifier folder (default: notebook 04's, in the models folder)")
     parser.add_argument("--int8", action="store_true", help="use dynamic int8 quantization (CPU)")
-    parser.add_argument("--max-length", type=int, default=None, help="tokens per review (default: the profile's)")
+    parser.add_argument("--max-length", type=int, default=None,
+                        help="tokens per window (default: the profile's); a longer review is read through several")
     args = parser.parse_args(argv)
     stdin = sys.stdin if stdin is None else stdin
     if sys.stdout is None:  # started with standard output closed (`>&-`): print() would drop every label

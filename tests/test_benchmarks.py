@@ -188,6 +188,7 @@ def test_the_full_test_benchmark_scores_three_models_and_says_its_classifier_is_
         assert right == pytest.approx(round(right), abs=0.01)
     text = (out / "full_test.md").read_text()
     assert "a stand-in" in text
+    assert "each read whole; the classifier scored here, on the same reviews read whole" in text  # 04's reading
     assert not [p for p in LEFT_BEHIND if p.name.startswith("stand-in-classifier-")], "the stand-in is removed"
 
 

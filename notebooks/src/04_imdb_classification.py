@@ -14,7 +14,7 @@
 # reviews, 256 tokens): about 14 minutes on 2 cores with bf16, mostly two trainings of 3-4
 # minutes (about twice as long without bf16). At the `gpu` profile (`bert-base-uncased`, 25,000
 # training reviews, 512 tokens, 1 epoch) the *targets*, not measurements: at least 93.5 % test
-# accuracy after at most 20 minutes of training on a Colab T4 (16-17 minutes for the notebook,
+# accuracy after at most 20 minutes of training on a Colab T4 (16-18 minutes for the notebook,
 # `benchmarks/results/colab_t4.md`).
 
 # %% [markdown]
@@ -381,7 +381,7 @@ print(f"transformer minus TF-IDF by quartile: {'  '.join(f'{m * 100:+.1f}' for m
 # Read the margins against their intervals (about +-2 points for a quartile of 1,250 reviews). In
 # the committed run the transformer led by 1.9 to 3.5 points on the three shorter quarters and was
 # level with TF-IDF on the longest (+0.2), read as several windows, where TF-IDF scores its best
-# (89.7 %): long reviews give a bag of words the most evidence.
+# (89.7 %).
 #
 # ### The reviews it gets most confidently wrong
 #

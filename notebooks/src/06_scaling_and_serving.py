@@ -439,7 +439,8 @@ plt.show()
 # ## 7. From the command line
 #
 # `helpers/serving.py` is a small command-line program around the same functions: reviews as
-# arguments, or one per line on standard input; `--int8` for the quantized model. It prints the
+# arguments, or one per line on standard input; `--int8` for the quantized model. It reads a long
+# review whole, as notebook 04 scores (these two are short). It prints the
 # label, its probability and the start of each review.
 
 # %%
