@@ -199,13 +199,13 @@ def fine_tune(model: nn.Module, encoded: Sequence[Sequence[int]], labels: Sequen
     """Fine-tune with the profile's recipe (notebook 04); return (the trained model, the training history).
 
     `profile.epochs` passes (or `steps`) of length-grouped batches, AdamW with 6 % warm-up and linear
-    decay, mixed precision; `evaluate(model) -> dict` runs at each quarter of the run (rounded up to
-    a whole step, so at most four times, the last at the end), `on_log(history)` at each log.
+    decay, mixed precision; `evaluate(model) -> dict` runs every ceil(steps / 4) steps and at the last
+    step (at most four times), `on_log(history)` at each log.
     `loss(model, batch)` is the cross-entropy against the labels unless given (notebook 07 distils).
     """
     seed = profile.seed if seed is None else seed
     steps = steps or profile.epochs * steps_per_epoch(len(encoded), profile.batch_size)
-    quarter = math.ceil(steps / 4)  # steps // 4 would evaluate a fifth time one step before the end (224, 225)
+    quarter = math.ceil(steps / 4)  # steps // 4 would evaluate a fifth time, one step before the end (224, 225)
     config = TrainConfig(steps=steps, learning_rate=profile.learning_rate, precision=profile.precision, seed=seed,
                          log_every=max(1, steps // 20), checkpoint_every=quarter if checkpoint_dir else 0,
                          eval_every=quarter if evaluate else 0)

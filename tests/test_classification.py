@@ -258,7 +258,7 @@ def test_fine_tune_leaves_frozen_weights_alone_and_logs_evaluations(tokenizer):
     assert torch.equal(model.bert.embeddings.word_embeddings.weight, before)
     assert not torch.equal(model.classifier.weight, head)
     assert history[-1]["step"] == 6  # 24 reviews in batches of 4, one epoch
-    assert [h["step"] for h in history if "accuracy" in h] == [2, 4, 6]  # each quarter, rounded up to whole steps
+    assert [h["step"] for h in history if "accuracy" in h] == [2, 4, 6]  # every ceil(6 / 4) = 2 steps
     _, history = fine_tune(tiny_classifier(), encoded, LABELS, tokenizer.pad_token_id, profile, steps=9,
                            evaluate=lambda m: {"accuracy": 0.5})
-    assert [h["step"] for h in history if "accuracy" in h] == [3, 6, 9]  # four quarters at most: never 8 and 9
+    assert [h["step"] for h in history if "accuracy" in h] == [3, 6, 9]  # at most four: 9 // 4 gave 2, 4, 6, 8, 9

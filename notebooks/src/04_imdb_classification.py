@@ -544,10 +544,10 @@ print(f"ours {scores['base']['accuracy'] - scores['standard']['accuracy']:+.1%} 
 # In the committed run the standard path loses by several points (the last line above; it reads
 # each review's first 256 tokens). It had the same reviews and (meant to be) the same *seconds*,
 # but with the defaults (dropout, every embedding trained, the fused kernel, random batches:
-# notebook 05 times each) a step takes about three times as long on this CPU: 10 timed steps
-# (3.3 s each) said 63 would fit in our 209 s; they ran at 2.6 s, 163 s. Early steps run slower,
-# so the probe overestimates, by a varying amount (the build before: 78 steps, 84.6 %). A step's
-# cost decides what a time budget buys.
+# notebook 05 times each) a step takes about three times as long on this CPU: 10 timed steps (a
+# median of 3.3 s between step ends) said 63 would fit in our 209 s; they ran at 2.6 s, 163 s.
+# The probe overestimates a step's time (2.8 s in the build before, which ran 78 steps and scored
+# 84.6 %). A step's cost decides what a time budget buys.
 #
 # With a whole epoch each, over 3 seeds (`benchmarks/results/standard_path.md`), the standard
 # path scores 87.15 % after about 590 s of training, ours 89.55 % (head+tail) after about 200 s:
