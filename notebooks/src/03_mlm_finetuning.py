@@ -503,9 +503,9 @@ def held_out_perplexity(model):
 
 def run_phase(model, name, steps, learning_rate):
     """Train the model's trainable weights for `steps` with checkpoints under 03_<name>; return model, history."""
+    quarter = math.ceil(steps / 4)  # four evaluations at most, the last at the end (steps // 4 gives 5 for 10 steps)
     config = TrainConfig(steps=steps, learning_rate=learning_rate, precision=profile.precision, seed=profile.seed,
-                         log_every=max(1, steps // 10), checkpoint_every=max(1, steps // 4),
-                         eval_every=max(1, steps // 4))
+                         log_every=max(1, steps // 10), checkpoint_every=quarter, eval_every=quarter)
     curve = LiveCurve(f"MLM fine-tuning: {name}", right="perplexity",
                       right_label="held-out perplexity (log scale)", right_log=True)
 
