@@ -32,7 +32,7 @@ NBVAL_FLAGS := --nbval --nbval-current-env --nbval-cell-timeout=1800 \
 help:
 	@echo "make run        execute every notebook at the profile that fits this machine (runs/<profile>/)"
 	@echo "make test       make unit + make slow + nbval over every notebook (cpu profile) + make colab"
-	@echo "make unit       the unit tests that start no process and run no benchmark (about 30 s)"
+	@echo "make unit       the unit tests that start no process and run no benchmark (about a minute)"
 	@echo "make slow       the tests that launch processes or run every benchmark at its smallest size"
 	@echo "make colab      unit tests + the gpu profile's code path on a tiny model, with Colab's versions"
 	@echo "make notebooks  rebuild notebooks/*.ipynb from notebooks/src with a fresh cpu run (NB=03 for one)"
