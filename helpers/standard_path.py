@@ -1,8 +1,8 @@
 """The standard Hugging Face path to a review classifier, as the Hugging Face course teaches it.
 
-Notebook 04 writes these lines out and trains them once beside its own classifier (mean pooling,
-head+tail truncation, frozen token embeddings, its own loop) on the same reviews and budget;
-`benchmarks/standard_path.py` compares the two over seeds.
+Notebook 04 writes these lines out and times their steps beside its own classifier's (mean pooling,
+head+tail truncation, frozen token embeddings, its own loop) on the same reviews;
+`benchmarks/standard_path.py` trains the two for a whole epoch each and compares them over seeds.
 """
 
 from __future__ import annotations

@@ -144,11 +144,11 @@ else:
 # moments for 11.7 M weights; whether freezing them costs accuracy was not measured on its own. All
 # steps train on the same 16 reviews, taken at the 70th percentile of length, long enough that
 # cutting them to fewer tokens matters (for the shorter half of the reviews, lever 5 changes
-# nothing). The whole effect on a real run is the training time of notebook 04, section 4: 209 s in
-# its committed run on this AMD EPYC (222 and 199 s for the same steps in the two builds before), about 140 s on
-# an earlier 2-core Intel CPU with bf16, against 906 s there for the earlier recipe (512 tokens, 2
-# epochs, SDPA; its attention dropout was already off, none of the other levers was pulled); the
-# committed run prints its own.
+# nothing). The whole effect on a real run is the training time of notebook 04, section 4: 214 s in
+# its committed run on this AMD EPYC (209, 222 and 199 s for the same steps in the three builds
+# before), about 140 s on an earlier 2-core Intel CPU with bf16, against 906 s there for the
+# earlier recipe (512 tokens, 2 epochs, SDPA; its attention dropout was already off, none of the
+# other levers was pulled); the committed run prints its own.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
