@@ -1,4 +1,4 @@
-"""The standard Hugging Face path against notebook 04's classifier, over seeds, on the same reviews and budget.
+"""The standard Hugging Face path against notebook 04's classifier, over seeds, on the same reviews and epochs.
 
 The standard path (`helpers.standard_path.train_the_standard_way`): `AutoModelForSequenceClassification`
 with its [CLS] pooler, trained by `transformers.Trainer` with the library's defaults (the first

@@ -12,7 +12,7 @@
 #
 # **What you need.** Reading: about 45 minutes. Running at the `cpu` profile (3,600 training
 # reviews, 256 tokens): about 9 minutes on 2 cores with bf16, mostly a training of 3-4 minutes
-# and scoring the test reviews, 3 minutes (about 1.5x as long without bf16). At the `gpu` profile
+# and scoring the test reviews, 3 minutes (1.5-2x as long without bf16). At the `gpu` profile
 # (`bert-base-uncased`, 25,000 training reviews, 512 tokens, 1 epoch) the *targets*, not
 # measurements: at least 93.5 % test accuracy after at most 20 minutes of training on a Colab T4
 # (about 10-11 minutes for the notebook, estimated: `benchmarks/results/colab_t4.md`).
@@ -488,8 +488,8 @@ def train_the_standard_way(profile, texts, labels, seed=0, steps=None, callbacks
 
 # %% [markdown]
 # What does a step cost each way? The standard path trains 16 steps on the same reviews while a
-# clock notes when each ends. Both are timed alike: the mean gap between step ends after the
-# first step's start-up (ours from the training history above).
+# clock notes when each ends: its step is the mean gap after the first step's start-up. Ours comes
+# from the training history above, which also counts its live plot and checkpoint writes.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -516,20 +516,20 @@ print(f"in our {last['seconds']:.0f} s of training the standard path would get t
 
 # %% [markdown]
 # In the committed run a step of the standard path took 2.70 s against our 0.94 s, 2.9x as long:
-# the defaults (dropout, every embedding trained, the fused kernel, random rather than
-# length-grouped batches; notebook 05 times each) cost time on this CPU. In the seconds of our
-# epoch it would train a third of its own (79 of 225 steps).
+# the defaults (dropout, every embedding trained, the fused kernel: notebook 05 times each) and
+# random batches, nearly all padded to 256 tokens (section 2: 0.80 of their tokens real, ours 0.99),
+# cost time on this CPU. In the seconds of our epoch it would train 79 of its 225 steps.
 #
 # What does a whole epoch buy it? Over 3 seeds on the same reviews
 # (`benchmarks/results/standard_path.md`), the standard path scores 87.15 % after about 590 s of
 # training, ours 89.55 % (head+tail) after about 200 s: +2.40 points (95 % interval over the seeds
 # +2.05 to +2.75), and the standard path stays behind TF-IDF (88.4 %). Which of our choices buys
-# the points is not separated. To see it yourself (about ten minutes here):
+# the points is not separated. To see it yourself (about 12 minutes here, 10 of them training):
 #
 # ```python
 # standard_model, standard_tokenizer, _ = train_the_standard_way(profile, train_texts, train_labels)
 # first_tokens = standard_tokenizer(test_texts, truncation=True, max_length=max_length)["input_ids"]
-# evaluate(standard_model.to(device), "standard", windowed=[[ids] for ids in first_tokens])
+# standard_scores = evaluate(standard_model.to(device), "standard", windowed=[[ids] for ids in first_tokens])
 # ```
 
 # %% [markdown]
