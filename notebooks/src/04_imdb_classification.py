@@ -12,10 +12,10 @@
 #
 # **What you need.** Reading: about 45 minutes. Running at the `cpu` profile (3,600 training
 # reviews, 256 tokens): about 9 minutes on 2 cores with bf16, mostly a training of 3-4 minutes
-# and scoring the test reviews, 3 minutes (1.5-2x as long without bf16). At the `gpu` profile
-# (`bert-base-uncased`, 25,000 training reviews, 512 tokens, 1 epoch) the *targets*, not
-# measurements: at least 93.5 % test accuracy after at most 20 minutes of training on a Colab T4
-# (about 10-11 minutes for the notebook, estimated: `benchmarks/results/colab_t4.md`).
+# and scoring the test reviews, 3 minutes (the series took 1.4x as long in fp32, without bf16).
+# At the `gpu` profile (`bert-base-uncased`, 25,000 training reviews, 512 tokens, 1 epoch) the
+# *targets*, not measurements: at least 93.5 % test accuracy after at most 20 minutes of training
+# on a Colab T4 (about 10-11 minutes for the notebook, estimated: `benchmarks/results/colab_t4.md`).
 
 # %% [markdown]
 # The first cell picks the device and the profile and prints what this notebook uses of them; the
